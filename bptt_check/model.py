@@ -1,0 +1,264 @@
+"""The RNN being checked: its configuration, its named values and their shapes.
+
+Row-vector convention (SPEC §2), steps ``t = 1..T``::
+
+    a_t    = x_t @ W_xh + h_{t-1} @ W_hh (+ b_h)
+    h_t    = tanh(a_t)
+    z_t    = h_t @ W_hy (+ b_y)
+    yhat_t = softmax(z_t)
+    L_t    = -sum_k y_t[k] * log(yhat_t[k])
+    L      = sum of L_t over the loss steps
+
+This module is pure Python: no sympy, no jax. The symbolic and numeric truths
+(:mod:`bptt_check.symbolic`, :mod:`bptt_check.numeric`) are built from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+from .errors import ConfigError
+
+Reading = Literal["total", "immediate"]
+"""How a partial is read: every path (total) or only paths through no other step's h (Pascanu et al.'s ∂⁺)."""
+
+LossAt = Literal["all", "last"]
+H0 = Literal["input", "zeros"]
+
+PARAMETERS = ("W_xh", "W_hh", "W_hy", "b_h", "b_y")
+"""Parameter families (no step)."""
+STEP_INPUTS = ("x", "y")
+"""Per-step inputs, steps 1..T."""
+STEP_NODES = ("a", "h", "z", "yhat", "L")
+"""Per-step nodes of the unrolled graph; ``h`` also has step 0 (the input h_0)."""
+FAMILIES = PARAMETERS + STEP_INPUTS + STEP_NODES
+NODE_FUNCTION = {"h": "tanh", "yhat": "softmax", "L": "cross_entropy"}
+"""Families whose node is one function of its pre-activation: ``h_t(u) = tanh(u)`` and so on."""
+
+
+@dataclass(frozen=True, order=True)
+class Ref:
+    """A named value of the unrolled graph: ``Ref("W_hh")``, ``Ref("h", 1)``, ``Ref("L")`` (the total loss).
+
+    ``step`` is ``None`` for parameters and for the total loss ``L``.
+    """
+
+    family: str
+    step: int | None = None
+
+    def __str__(self) -> str:
+        return self.family if self.step is None else f"{self.family}_{self.step}"
+
+    @property
+    def is_parameter(self) -> bool:
+        return self.family in PARAMETERS
+
+    @property
+    def is_hidden(self) -> bool:
+        """A hidden state ``h_t`` with t ≥ 1 (h_0 is an input)."""
+        return self.family == "h" and (self.step or 0) >= 1
+
+    @property
+    def is_loss(self) -> bool:
+        return self.family == "L"
+
+
+L_TOTAL = Ref("L")
+
+
+def squeeze_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Drop the unit dimensions: (1, 1) → (), (1, n) → (n,), (n, 1) → (n,), (r, c) → (r, c).
+
+    Jacobians are laid out as ``squeeze(num) + squeeze(den)``, so ∂(scalar)/∂B has
+    B's entries and ∂(vector)/∂(vector) is the matrix ``[i, j] = ∂A_i/∂B_j``.
+    """
+    return tuple(d for d in shape if d != 1)
+
+
+def jacobian_shape(num: tuple[int, ...], den: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of ∂A/∂B as an ordinary value, or the tensor shape when it has no matrix form.
+
+    A scalar over anything is a gradient with B's (unsqueezed) shape; a vector
+    over a vector is the n×m Jacobian; anything else is the tensor
+    ``squeeze(A) + squeeze(B)`` (3 or 4 axes), usable only inside a chain.
+    """
+    sn, sd = squeeze_shape(num), squeeze_shape(den)
+    if not sn:
+        return den if len(den) == 2 else (1, 1)
+    if not sd:
+        return num if len(num) == 2 else (1, 1)
+    if len(sn) == 1 and len(sd) == 1:
+        return (sn[0], sd[0])
+    return sn + sd
+
+
+@dataclass(frozen=True)
+class RNN:
+    """An immutable configuration of the seed's RNN (SPEC §2).
+
+    Defaults are the seed's: T = 2 steps, D = H = O = 2, a loss at every step,
+    ``h_0`` a given input, no biases.
+    """
+
+    steps: int = 2
+    input_size: int = 2
+    hidden_size: int = 2
+    output_size: int = 2
+    loss_at: LossAt = "all"
+    h0: H0 = "input"
+    biases: bool = False
+
+    def __post_init__(self) -> None:
+        for field, value, low in (
+            ("steps", self.steps, 1),
+            ("input_size", self.input_size, 1),
+            ("hidden_size", self.hidden_size, 1),
+            ("output_size", self.output_size, 2),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(
+                    f"model {field} = {value!r} is invalid",
+                    hint=f"{field} must be a whole number ≥ {low}"
+                    + (" (softmax needs at least two classes)" if field == "output_size" else ""),
+                )
+        if self.steps > 1000 or max(self.input_size, self.hidden_size, self.output_size) > 64:
+            raise ConfigError(
+                f"model too large (steps={self.steps}, sizes={self.sizes})",
+                hint="steps ≤ 1000 and every size ≤ 64",
+            )
+        if self.loss_at not in ("all", "last"):
+            raise ConfigError(f"model loss_at = {self.loss_at!r} is invalid", hint="use 'all' or 'last'")
+        if self.h0 not in ("input", "zeros"):
+            raise ConfigError(f"model h0 = {self.h0!r} is invalid", hint="use 'input' or 'zeros'")
+        if not isinstance(self.biases, bool):
+            raise ConfigError(f"model biases = {self.biases!r} is invalid", hint="use true or false")
+
+    # -- sizes and steps -------------------------------------------------
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """(D, H, O)."""
+        return (self.input_size, self.hidden_size, self.output_size)
+
+    @property
+    def loss_steps(self) -> tuple[int, ...]:
+        """The steps whose loss enters L."""
+        return tuple(range(1, self.steps + 1)) if self.loss_at == "all" else (self.steps,)
+
+    def replace(self, **changes: object) -> "RNN":
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    # -- names -----------------------------------------------------------
+
+    def parameters(self) -> tuple[Ref, ...]:
+        names = PARAMETERS if self.biases else PARAMETERS[:3]
+        return tuple(Ref(n) for n in names)
+
+    def inputs(self) -> tuple[Ref, ...]:
+        """The given values: x_t and y_t for every step, and h_0 unless it is zeros."""
+        refs = [Ref("x", t) for t in self.steps_range()] + [Ref("y", t) for t in self.steps_range()]
+        if self.h0 == "input":
+            refs.append(Ref("h", 0))
+        return tuple(refs)
+
+    def leaves(self) -> tuple[Ref, ...]:
+        """Parameters and inputs: the values everything else is computed from."""
+        return self.parameters() + self.inputs()
+
+    def nodes(self) -> tuple[Ref, ...]:
+        """The computed nodes in topological order, ending with the total loss L."""
+        out: list[Ref] = []
+        for t in self.steps_range():
+            out += [Ref("a", t), Ref("h", t), Ref("z", t), Ref("yhat", t), Ref("L", t)]
+        out.append(L_TOTAL)
+        return tuple(out)
+
+    def refs(self) -> tuple[Ref, ...]:
+        """Every name of this model (h_0 included even when it is zeros)."""
+        extra = (Ref("h", 0),) if self.h0 == "zeros" else ()
+        return self.leaves() + extra + self.nodes()
+
+    def steps_range(self) -> range:
+        return range(1, self.steps + 1)
+
+    def __contains__(self, ref: object) -> bool:
+        return isinstance(ref, Ref) and self._valid(ref)
+
+    def _valid(self, ref: Ref) -> bool:
+        if ref.family in PARAMETERS:
+            return ref.step is None and (self.biases or ref.family in PARAMETERS[:3])
+        if ref == L_TOTAL:
+            return True
+        if ref.step is None:
+            return False
+        low = 0 if ref.family == "h" else 1
+        return ref.family in FAMILIES and low <= ref.step <= self.steps
+
+    def shape(self, ref: Ref) -> tuple[int, int]:
+        """The matrix shape of a named value (row convention: vectors are 1×n)."""
+        if ref not in self:
+            raise ConfigError(f"{ref} is not a name of this model (T={self.steps})")
+        D, H, O = self.sizes
+        return {
+            "W_xh": (D, H),
+            "W_hh": (H, H),
+            "W_hy": (H, O),
+            "b_h": (1, H),
+            "b_y": (1, O),
+            "x": (1, D),
+            "y": (1, O),
+            "a": (1, H),
+            "h": (1, H),
+            "z": (1, O),
+            "yhat": (1, O),
+            "L": (1, 1),
+        }[ref.family]
+
+    def iter_refs(self, family: str) -> Iterator[Ref]:
+        for ref in self.refs():
+            if ref.family == family:
+                yield ref
+
+    def describe(self) -> str:
+        D, H, O = self.sizes
+        extras = []
+        if self.biases:
+            extras.append("biases")
+        if self.h0 == "zeros":
+            extras.append("h_0 = 0")
+        tail = f", {', '.join(extras)}" if extras else ""
+        return f"T={self.steps}, D={D}, H={H}, O={O}, loss at {self.loss_at} steps{tail}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an answer is checked against.
+
+    A gradient target ``dL/dW_hy[0,0]`` has ``of = L``, ``wrt = W_hy`` and
+    ``index = (0, 0)``; a forward target ``L_2`` or ``h_2[1]`` has ``wrt = None``.
+    ``index`` is always (row, col) on the unsqueezed matrix shape.
+    """
+
+    of: Ref
+    wrt: Ref | None = None
+    index: tuple[int, int] | None = None
+
+    def __str__(self) -> str:
+        idx = f"[{self.index[0]},{self.index[1]}]" if self.index is not None else ""
+        if self.wrt is None:
+            return f"{self.of}{idx}"
+        return f"d{self.of}/d{self.wrt}{idx}"
+
+    @property
+    def is_gradient(self) -> bool:
+        return self.wrt is not None
+
+    def shape(self, model: RNN) -> tuple[int, ...]:
+        """The shape an answer must have."""
+        if self.index is not None:
+            return (1, 1)
+        if self.wrt is None:
+            return model.shape(self.of)
+        return jacobian_shape(model.shape(self.of), model.shape(self.wrt))
