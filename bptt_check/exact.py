@@ -1,0 +1,291 @@
+"""Exact arithmetic for the identity test: rational functions evaluated modulo a prime.
+
+Both the truth and the answer are rewritten over *atoms* that are free
+variables: the leaves (parameters, x_t, h_0, y_t with its last entry
+``1 - sum(others)``), and per step ``A_t = exp(a_t)``, ``E_t = exp(z_t)`` and
+``ell_t = log(sum(E_t))``. Then, with no approximation,
+
+    h_t    = (A_t**2 - 1) / (A_t**2 + 1)         (= tanh(a_t))
+    yhat_t = E_t / sum(E_t)
+    log(yhat_t) = z_t - ell_t,  L_t = ell_t - y_t . z_t   (sum(y_t) = 1)
+
+and every value is a rational function of the atoms. A transcendental call in
+an answer (``tanh(u)``, ``exp(u)``, ``log(u)``, ``sech``, ``sigmoid``,
+``softmax``) is rewritten by *value*: the argument is evaluated first and
+looked up in a table of known logarithms (``a_t[j]``, ``z_t[k]``, ``ell_t``,
+``z_t[k] - ell_t``, 0, and small integer multiples of them). So
+``tanh(x_2 @ W_xh + h_1 @ W_hh)`` becomes ``h_2`` however it is written; an
+argument the table does not know raises :class:`NoExactForm`, and the check
+falls back to numeric agreement.
+
+Two rational functions are then compared by evaluation at random atoms in
+GF(p), p = 2**61 - 1 (Schwartz–Zippel): if they differ, the difference
+``N1*(M/D1) - N2*(M/D2)`` is a non-zero polynomial of degree ≤ δ, and it
+vanishes at k independent random points with probability ≤ (δ/p)**k. Every
+:class:`Exact` value tracks δ: its numerator degree and its denominator as a
+product of factors (a common multiple ``M`` is taken factor by factor).
+Equality also at the real sample points is checked separately (numeric check).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Mapping
+
+import numpy as np
+
+from .model import L_TOTAL, RNN, Ref
+
+PRIME = (1 << 61) - 1
+"""The Mersenne prime 2**61 - 1."""
+
+
+class NoExactForm(Exception):
+    """An expression has no exact rewriting over the atoms (not a user error: the check falls back to numerics)."""
+
+
+def _inv(v: int) -> int:
+    if v == 0:
+        raise NoExactForm("division by a value that is zero at the exact sample point")
+    return pow(v, PRIME - 2, PRIME)
+
+
+def _frac(q: Fraction) -> int:
+    return q.numerator % PRIME * _inv(q.denominator % PRIME) % PRIME
+
+
+class Exact:
+    """A rational function of the atoms, known by its value mod p and a degree bound.
+
+    ``num`` bounds the numerator's degree; ``den`` maps denominator factors
+    (identified by their residue, with their degree) to exponents.
+    """
+
+    __slots__ = ("v", "num", "den")
+
+    def __init__(self, v: int, num: int = 0, den: Mapping[tuple[int, int], int] | None = None) -> None:
+        self.v = v % PRIME
+        self.num = num
+        self.den: Mapping[tuple[int, int], int] = den or {}
+
+    @staticmethod
+    def atom(value: int) -> "Exact":
+        return Exact(value, 1)
+
+    @staticmethod
+    def lift(x: "Exact | int | Fraction") -> "Exact":
+        if isinstance(x, Exact):
+            return x
+        if isinstance(x, (int, np.integer)):
+            return Exact(int(x) % PRIME)
+        if isinstance(x, Fraction):
+            return Exact(_frac(x))
+        raise NoExactForm(f"no exact form for a {type(x).__name__}")
+
+    @property
+    def den_degree(self) -> int:
+        return sum(deg * e for (_, deg), e in self.den.items())
+
+    @property
+    def degree(self) -> int:
+        """Numerator plus denominator degree: bounds the degree of a cross-multiplied difference."""
+        return self.num + self.den_degree
+
+    # -- field operations, each updating the degree bound ------------------
+
+    def __add__(self, other: object) -> "Exact":
+        o = Exact.lift(other)  # type: ignore[arg-type]
+        if not o.den and not self.den:
+            return Exact(self.v + o.v, max(self.num, o.num))
+        den = dict(self.den)
+        for f, e in o.den.items():
+            if den.get(f, 0) < e:
+                den[f] = e
+        dm = sum(deg * e for (_, deg), e in den.items())
+        num = max(self.num + dm - self.den_degree, o.num + dm - o.den_degree)
+        return Exact(self.v + o.v, num, den)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> "Exact":
+        return Exact(-self.v, self.num, self.den)
+
+    def __sub__(self, other: object) -> "Exact":
+        return self + (-Exact.lift(other))  # type: ignore[arg-type]
+
+    def __rsub__(self, other: object) -> "Exact":
+        return Exact.lift(other) + (-self)  # type: ignore[arg-type]
+
+    def __mul__(self, other: object) -> "Exact":
+        o = Exact.lift(other)  # type: ignore[arg-type]
+        if not o.den:
+            return Exact(self.v * o.v, self.num + o.num, self.den)
+        den = dict(self.den)
+        for f, e in o.den.items():
+            den[f] = den.get(f, 0) + e
+        return Exact(self.v * o.v, self.num + o.num, den)
+
+    __rmul__ = __mul__
+
+    def reciprocal(self) -> "Exact":
+        inv = _inv(self.v)
+        if self.num == 0:  # a constant
+            return Exact(inv, self.den_degree, {})
+        return Exact(inv, self.den_degree, {(self.v, self.num): 1})
+
+    def __truediv__(self, other: object) -> "Exact":
+        return self * Exact.lift(other).reciprocal()  # type: ignore[arg-type]
+
+    def __rtruediv__(self, other: object) -> "Exact":
+        return Exact.lift(other) * self.reciprocal()  # type: ignore[arg-type]
+
+    def __pow__(self, k: object) -> "Exact":
+        if isinstance(k, Fraction) and k.denominator == 1:
+            k = k.numerator
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+            raise NoExactForm("a non-integer power has no exact form")
+        k = int(k)
+        base = self if k >= 0 else self.reciprocal()
+        n = abs(k)
+        return Exact(pow(base.v, n, PRIME), base.num * n, {f: e * n for f, e in base.den.items()})
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Exact, int, Fraction)):
+            return self.v == Exact.lift(other).v
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.v)
+
+    def __repr__(self) -> str:
+        return f"Exact({self.v}, deg≤{self.degree})"
+
+
+def array(values: np.ndarray) -> np.ndarray:
+    """An object array of :class:`Exact` from an array of ints/Fractions."""
+    out = np.empty(values.shape, dtype=object)
+    for idx, v in np.ndenumerate(values):
+        out[idx] = Exact.lift(v)
+    return out
+
+
+def residues(arr: np.ndarray) -> np.ndarray:
+    """The values mod p of an object array of Exact (ints), for comparison."""
+    return np.vectorize(lambda e: Exact.lift(e).v, otypes=[object])(arr)
+
+
+def max_degree(arr: np.ndarray) -> int:
+    return max((Exact.lift(e).degree for e in arr.flat), default=0)
+
+
+@dataclass(frozen=True)
+class ExactPoints:
+    """Exact values of every named value at ``k`` random points, and the exp/log table.
+
+    ``values[ref]`` is an object array (k, rows, cols) of :class:`Exact`.
+    ``exp_of[i]`` maps the residue of a known logarithm at point i to its
+    exponential; ``log_of[i]`` maps the residue of a known exponential to its logarithm.
+    """
+
+    values: dict[Ref, np.ndarray]
+    exp_of: tuple[dict[int, Exact], ...]
+    log_of: tuple[dict[int, Exact], ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.exp_of)
+
+    def exp(self, arr: np.ndarray) -> np.ndarray:
+        """exp elementwise, by table look-up (raises NoExactForm for an unknown argument)."""
+        return self._lookup(arr, self.exp_of, "exp")
+
+    def log(self, arr: np.ndarray) -> np.ndarray:
+        return self._lookup(arr, self.log_of, "log")
+
+    @staticmethod
+    def _lookup(arr: np.ndarray, tables: tuple[dict[int, Exact], ...], what: str) -> np.ndarray:
+        out = np.empty(arr.shape, dtype=object)
+        for idx, e in np.ndenumerate(arr):
+            hit = tables[idx[0]].get(Exact.lift(e).v)
+            if hit is None:
+                raise NoExactForm(f"{what} of a value that is not a known logarithm or exponential of the model")
+            out[idx] = hit
+        return out
+
+
+_MULTIPLES = (1, -1, 2, -2, 3, -3)
+
+
+def sample_exact(model: RNN, k: int = 2, seed: int = 0) -> ExactPoints:
+    """Random exact points: every leaf and per-step atom uniform in GF(p), nodes derived from them."""
+    rng = random.Random(seed)
+    D, H, O = model.sizes
+
+    def atoms(shape: tuple[int, ...]) -> np.ndarray:
+        out = np.empty(shape, dtype=object)
+        for idx in np.ndindex(*shape):
+            out[idx] = Exact.atom(rng.randrange(1, PRIME))
+        return out
+
+    values: dict[Ref, np.ndarray] = {}
+    for ref in model.leaves():
+        values[ref] = atoms((k, *model.shape(ref)))
+    # Targets live on the simplex: the last class is 1 minus the others.
+    for t in model.steps_range():
+        y = values[Ref("y", t)]
+        for i in range(k):
+            y[i, 0, O - 1] = 1 - sum(y[i, 0, : O - 1], Exact(0))
+    if model.h0 == "zeros":
+        values[Ref("h", 0)] = array(np.zeros((k, 1, H), dtype=object).astype(int))
+    exp_of: list[dict[int, Exact]] = [{0: Exact(1)} for _ in range(k)]
+    log_of: list[dict[int, Exact]] = [{1: Exact(0)} for _ in range(k)]
+
+    def learn(i: int, log_value: Exact, exp_value: Exact) -> None:
+        for c in _MULTIPLES:
+            exp_of[i].setdefault((c * log_value.v) % PRIME, exp_value**c)
+            log_of[i].setdefault((exp_value**c).v, c * log_value)
+
+    mm = _matmul
+    loss = np.empty((k, 1, 1), dtype=object)
+    loss[...] = Exact(0)
+    for t in model.steps_range():
+        a = mm(values[Ref("x", t)], values[Ref("W_xh")]) + mm(values[Ref("h", t - 1)], values[Ref("W_hh")])
+        if model.biases:
+            a = a + values[Ref("b_h")]
+        A = atoms((k, 1, H))
+        h = (A * A - 1) * reciprocal(A * A + 1)
+        z = mm(h, values[Ref("W_hy")])
+        if model.biases:
+            z = z + values[Ref("b_y")]
+        E = atoms((k, 1, O))
+        ell = atoms((k, 1, 1))
+        S = E.sum(axis=2, keepdims=True)
+        yhat = E * reciprocal(S)
+        y = values[Ref("y", t)]
+        L_t = ell - (y * z).sum(axis=2, keepdims=True)
+        for i in range(k):
+            for j in range(H):
+                learn(i, a[i, 0, j], A[i, 0, j])
+            for c in range(O):
+                learn(i, z[i, 0, c], E[i, 0, c])
+                learn(i, z[i, 0, c] - ell[i, 0, 0], yhat[i, 0, c])
+            learn(i, ell[i, 0, 0], S[i, 0, 0])
+        values.update({Ref("a", t): a, Ref("h", t): h, Ref("z", t): z, Ref("yhat", t): yhat, Ref("L", t): L_t})
+        if t in model.loss_steps:
+            loss = loss + L_t
+    values[L_TOTAL] = loss
+    return ExactPoints(values, tuple(exp_of), tuple(log_of))
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.matmul(a, b)
+
+
+def reciprocal(arr: np.ndarray) -> np.ndarray:
+    """Elementwise 1/x of an object array of Exact."""
+    out = np.empty(arr.shape, dtype=object)
+    for idx, e in np.ndenumerate(arr):
+        out[idx] = Exact.lift(e).reciprocal()
+    return out

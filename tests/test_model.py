@@ -1,0 +1,66 @@
+"""The model configuration: defaults, names, shapes, validation."""
+
+import pytest
+
+from bptt_check import RNN, ConfigError, Ref, Target
+from bptt_check.model import L_TOTAL, jacobian_shape, squeeze_shape
+
+
+def test_defaults_are_the_seeds_model():
+    m = RNN()
+    assert (m.steps, m.sizes, m.loss_at, m.h0, m.biases) == (2, (2, 2, 2), "all", "input", False)
+    assert m.loss_steps == (1, 2)
+    assert RNN(loss_at="last").loss_steps == (2,)
+
+
+def test_shapes_follow_the_row_convention():
+    m = RNN(steps=3, input_size=3, hidden_size=4, output_size=5)
+    assert m.shape(Ref("W_xh")) == (3, 4)
+    assert m.shape(Ref("W_hh")) == (4, 4)
+    assert m.shape(Ref("W_hy")) == (4, 5)
+    assert m.shape(Ref("x", 2)) == (1, 3)
+    assert m.shape(Ref("h", 0)) == (1, 4)
+    assert m.shape(Ref("yhat", 3)) == (1, 5)
+    assert m.shape(L_TOTAL) == (1, 1)
+
+
+def test_names_cover_leaves_and_nodes_in_order():
+    m = RNN()
+    assert [str(r) for r in m.leaves()] == ["W_xh", "W_hh", "W_hy", "x_1", "x_2", "y_1", "y_2", "h_0"]
+    assert [str(r) for r in m.nodes()][:5] == ["a_1", "h_1", "z_1", "yhat_1", "L_1"]
+    assert m.nodes()[-1] == L_TOTAL
+    assert Ref("h", 3) not in m and Ref("h", 2) in m and Ref("b_h") not in m
+    assert Ref("b_h") in RNN(biases=True)
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("steps", 0, "steps = 0"),
+        ("hidden_size", -1, "hidden_size = -1"),
+        ("output_size", 1, "softmax needs at least two classes"),
+        ("loss_at", "first", "'all' or 'last'"),
+        ("h0", "random", "'input' or 'zeros'"),
+        ("steps", 2.5, "steps = 2.5"),
+    ],
+)
+def test_invalid_configurations_name_the_field(field, value, fragment):
+    with pytest.raises(ConfigError) as err:
+        RNN(**{field: value})
+    assert fragment in str(err.value)
+
+
+def test_jacobian_layout():
+    assert squeeze_shape((1, 1)) == ()
+    assert squeeze_shape((1, 3)) == (3,)
+    assert jacobian_shape((1, 1), (2, 3)) == (2, 3)
+    assert jacobian_shape((1, 3), (1, 4)) == (3, 4)
+    assert jacobian_shape((1, 3), (2, 4)) == (3, 2, 4)
+
+
+def test_target_text_and_shape():
+    m = RNN(input_size=3, hidden_size=4, output_size=5)
+    assert str(Target(L_TOTAL, Ref("W_hy"), (0, 0))) == "dL/dW_hy[0,0]"
+    assert Target(L_TOTAL, Ref("W_hy")).shape(m) == (4, 5)
+    assert Target(Ref("L", 2)).shape(m) == (1, 1)
+    assert Target(Ref("h", 1), Ref("h", 0)).shape(m) == (4, 4)
