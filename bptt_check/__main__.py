@@ -1,0 +1,7 @@
+"""``python -m bptt_check`` is ``bptt-check``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,435 @@
+"""The comparison engine: is an answer the true gradient (or node value)?
+
+For an answer ``a`` and a target with truth ``g``:
+
+1. **Numeric check** at P float64 points (SPEC §2 sampling): the answer agrees
+   when ``|a - g| ≤ atol + rtol·|g|`` entrywise at every point
+   (defaults ``rtol = 1e-7``, ``atol = 1e-9``), ``g`` from sympy, itself
+   cross-checked against jax.
+2. **Exact check** at k random points mod p = 2**61 - 1 over free atoms
+   (:mod:`bptt_check.exact`): identical residues prove the identity of the
+   two rational functions, with false-positive probability ≤ (δ/p)**k for
+   the tracked degree bound δ.
+3. The two must not contradict each other (else an internal error). Agreement
+   with a proof is ``equivalent``; without one, ``equivalent_numerically``.
+   An answer equal to the transpose of the truth is ``transposed``.
+4. Partials that are ambiguous (total ≠ immediate reading, SPEC §4) are
+   evaluated under both readings; the ``reading`` policy (``total``,
+   ``immediate`` or ``either``) decides which one earns the verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .diagnose import Diagnoser
+from .errors import BpttCheckError, BudgetExceeded, ExpressionError, InternalError, ShapeError
+from .evaluate import Deadline, evaluate
+from .exact import PRIME, NoExactForm, max_degree, residues
+from .language import Notation, parse, parse_target
+from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
+from .model import RNN, Reading, Ref, Target
+from .results import CheckResult, Counterexample, Diagnosis, Evidence, Reading as ReadingResult
+from .truth import Truth, truth_for
+
+ReadingPolicy = Literal["total", "immediate", "either"]
+Syntax = Literal["auto", "plain", "latex"]
+
+RTOL = 1e-7
+ATOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How answers are checked: sample sizes, tolerances, reading policy and budget."""
+
+    points: int = 5
+    exact_points: int = 2
+    seed: int = 0
+    rtol: float = RTOL
+    atol: float = ATOL
+    reading: ReadingPolicy = "total"
+    budget: float = 10.0
+    """Seconds for one answer's evaluation (the exact step is skipped past it)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the numeric and exact checks found for one candidate value of the answer."""
+
+    agrees: bool
+    max_error: float
+    worst: tuple[int, tuple[int, ...]] | None
+    values: np.ndarray
+
+
+class Checker:
+    """Checks answers against one target of one model; the truth is computed once."""
+
+    def __init__(
+        self,
+        target: str | Target,
+        *,
+        model: RNN | None = None,
+        notation: Notation | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.model = model or RNN()
+        self.notation = notation
+        self.settings = settings or Settings()
+        self.target = target if isinstance(target, Target) else parse_target(target, self.model, notation=notation)
+        self.truth: Truth = truth_for(self.model, self.settings.points, self.settings.exact_points, self.settings.seed)
+        self.expected, self.expected_jax, self.truths_agree = self.truth.target_values(self.target)
+        self._expected_exact: np.ndarray | None = None
+        self._no_proof = ""
+
+    # -- public ----------------------------------------------------------
+
+    def check(self, text: str, *, syntax: Syntax = "auto") -> CheckResult:
+        """Parse and check one answer; a user error becomes an ``invalid`` result."""
+        try:
+            parsed = parse(text, self.model, notation=self.notation, syntax=syntax)
+            expr = self._answer_expr(parsed)
+        except ExpressionError as err:
+            return self.invalid(text, err)
+        return self.check_expr(expr, text=text)
+
+    def invalid(self, text: str, err: BpttCheckError) -> CheckResult:
+        code = {
+            "ParseError": "parse_error",
+            "UnknownNameError": "unknown_name",
+            "ShapeError": "shape_error",
+            "ChainError": "chain_break",
+            "LimitError": "limit",
+        }.get(type(err).__name__, "invalid")
+        caret = err.caret() if isinstance(err, ExpressionError) else ""
+        return CheckResult(
+            verdict="invalid",
+            target=str(self.target),
+            answer=text,
+            score=0.0,
+            message=str(err),
+            diagnoses=(Diagnosis(code, str(err)),),
+            caret=caret,
+            model=self.model.describe(),
+        )
+
+    def check_expr(self, expr: Expr, *, text: str = "") -> CheckResult:
+        """Check an already parsed answer (used for generated variants too)."""
+        s = self.settings
+        deadline = Deadline(s.budget)
+        want = self.target.shape(self.model)
+        transposable = expr.shape == want[::-1] and len(want) == 2
+        if expr.shape != want and not transposable:
+            err = ShapeError(
+                f"the answer has shape {_dims(expr.shape)} but {self.target} has shape {_dims(want)}",
+                hint="check which side of each product the vectors stand on",
+            )
+            return self.invalid(text, err)
+        ambiguous = self._ambiguous_partials(expr)
+        readings: tuple[Reading, ...] = ("total", "immediate") if ambiguous else ("total",)
+        try:
+            outcomes = {r: self._numeric(expr, r, deadline) for r in readings}
+        except BudgetExceeded as err:
+            return self.invalid(text, err)
+        if expr.shape == want:
+            right = {r: o.agrees for r, o in outcomes.items()}
+        else:
+            right = {r: False for r in readings}
+        credited = self._credited(right)
+        reading_results = tuple(self._reading_notes(ambiguous, right)) if any(right.values()) else ()
+        base = dict(target=str(self.target), answer=text, model=self.model.describe(), readings=reading_results)
+
+        if credited is not None:
+            outcome = outcomes[credited]
+            proof, bound = self._exact(expr, credited, deadline, transpose=False)
+            if proof is False:
+                raise InternalError(
+                    f"the exact check refutes an answer the numeric check accepts for {self.target}:"
+                    f" {text!r} (max error {outcome.max_error:.3g})",
+                    hint="this is a bug in bptt_check's canonicalisation; please report it",
+                )
+            verdict = "equivalent" if proof else "equivalent_numerically"
+            evidence = self._evidence(outcome, proof, bound, deadline)
+            msg = (
+                f"the answer equals the true {self.target}"
+                + (" (exact proof)" if proof else f" at all {s.points} sample points (no exact proof: {self._no_proof})")
+            )
+            return CheckResult(verdict=verdict, score=1.0, message=msg, evidence=evidence, **base)
+
+        # Not right under the credited reading: a transpose, the other reading, or plainly wrong.
+        if want != (1, 1):
+            for r in readings:
+                t_outcome = self._numeric(Transpose(expr, expr.shape[::-1]), r, deadline)
+                if t_outcome.agrees and (self.settings.reading == "either" or r == self._policy_reading()):
+                    proof, bound = self._exact(expr, r, deadline, transpose=True)
+                    evidence = self._evidence(t_outcome, proof, bound, deadline)
+                    return CheckResult(
+                        verdict="transposed",
+                        score=0.5,
+                        message=f"the answer is the transpose of the true {self.target} (a layout slip)",
+                        diagnoses=(
+                            Diagnosis(
+                                "transposed",
+                                f"the answer has the layout {_dims(expr.shape)} transposed: its transpose is right",
+                            ),
+                        ),
+                        evidence=evidence,
+                        **base,
+                    )
+        outcome = outcomes[self._policy_reading()]
+        cx = self._counterexample(outcome) if expr.shape == want else None
+        diagnoses: tuple[Diagnosis, ...] = ()
+        other = [r for r in readings if right[r]]
+        if other:
+            diagnoses = (
+                Diagnosis(
+                    "wrong_reading",
+                    f"right only if the ambiguous partials are read as {other[0]} derivatives;"
+                    f" the {self._policy_reading()} reading is required here",
+                ),
+            )
+        finding = self.diagnoser.diagnose(outcome.values) if cx is not None else None
+        score = 0.0
+        if finding is not None:
+            diagnoses += finding.diagnoses
+            score = finding.score
+        msg = f"the answer is not {self.target}"
+        if finding is not None and finding.diagnoses:
+            msg += ": it " + finding.diagnoses[0].message
+        if cx is None:
+            msg += f": it has shape {_dims(expr.shape)}, the truth {_dims(want)}"
+        evidence = self._evidence(outcome, None, None, deadline)
+        return CheckResult(
+            verdict="not_equivalent",
+            score=score,
+            message=msg,
+            diagnoses=diagnoses,
+            counterexample=cx,
+            evidence=evidence,
+            **base,
+        )
+
+    # -- steps -------------------------------------------------------------
+
+    def _answer_expr(self, parsed: Parsed) -> Expr:
+        """The right-hand side, after checking that a left-hand side names the target."""
+        if parsed.lhs is not None and not self._names_target(parsed.lhs):
+            raise ShapeError(
+                f"the left-hand side does not name the target {self.target}",
+                text=parsed.text,
+                position=0,
+                hint=f"write the answer for {self.target}, or change --target",
+            )
+        return parsed.expr
+
+    def _names_target(self, lhs: Expr) -> bool:
+        t = self.target
+        if isinstance(lhs, Partial):
+            return lhs.num == t.of and lhs.den == t.wrt and lhs.den_index == t.index and lhs.num_index is None
+        if isinstance(lhs, Name):
+            return t.wrt is None and lhs.ref == t.of and t.index is None
+        if isinstance(lhs, Element) and isinstance(lhs.operand, Name):
+            return t.wrt is None and lhs.operand.ref == t.of and lhs.index == t.index
+        return False
+
+    def _ambiguous_partials(self, expr: Expr) -> tuple[Partial, ...]:
+        seen: dict[tuple[Ref, Ref], Partial] = {}
+        for node in walk(expr):
+            if isinstance(node, Partial) and self.truth.symbolic.is_ambiguous(node.num, node.den):
+                seen.setdefault((node.num, node.den), node)
+        return tuple(seen.values())
+
+    def _policy_reading(self) -> Reading:
+        return "immediate" if self.settings.reading == "immediate" else "total"
+
+    def _credited(self, right: dict[Reading, bool]) -> Reading | None:
+        policy = self.settings.reading
+        if policy == "either":
+            return next((r for r in ("total", "immediate") if right.get(r)), None)
+        r: Reading = "immediate" if policy == "immediate" and "immediate" in right else "total"
+        return r if right.get(r) else None
+
+    def _numeric(self, expr: Expr, reading: Reading, deadline: Deadline) -> Outcome:
+        value = evaluate(expr, self.truth.float_backend(), reading, deadline)
+        if value.shape != self.expected.shape:
+            return Outcome(False, float("inf"), None, value)
+        g = self.expected
+        tol = self.settings.atol + self.settings.rtol * np.abs(g)
+        err = np.abs(value - g)
+        bad = ~(err <= tol)  # NaN counts as a disagreement
+        ratio = np.where(np.isfinite(err), err / tol, np.inf)
+        worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        max_err = float(np.max(err)) if np.isfinite(err).all() else float("inf")
+        return Outcome(not bad.any(), max_err, (int(worst[0]), tuple(int(i) for i in worst[1:])), value)
+
+    def _exact(
+        self, expr: Expr, reading: Reading, deadline: Deadline, *, transpose: bool
+    ) -> tuple[bool | None, float | None]:
+        """True: proved identical; False: the residues differ; None: no exact form (``self._no_proof`` says why)."""
+        self._no_proof = ""
+        try:
+            value = evaluate(expr, self.truth.exact_backend(), reading, deadline)
+        except NoExactForm as why:
+            self._no_proof = str(why)
+            return None, None
+        except BudgetExceeded:
+            self._no_proof = f"the exact step ran past its budget of {self.settings.budget:g} s"
+            return None, None
+        if transpose:
+            value = np.swapaxes(value, 1, 2)
+        want = self.expected_exact
+        if value.shape != want.shape:
+            return False, None
+        same = bool(np.all(residues(value) == residues(want)))
+        if not same:
+            return False, None
+        degree = max(max_degree(value), max_degree(want), 1) * 2
+        bound = (degree / PRIME) ** self.settings.exact_points
+        return True, bound
+
+    @functools.cached_property
+    def diagnoser(self) -> Diagnoser:
+        """The truth's decomposition and mistake variants, built on the first wrong answer."""
+        s = self.settings
+        return Diagnoser(self.model, self.target, self.truth.float_backend(), self.expected, s.rtol, s.atol)
+
+    @property
+    def expected_exact(self) -> np.ndarray:
+        if self._expected_exact is None:
+            self._expected_exact = self.truth.target_exact(self.target)
+        return self._expected_exact
+
+    def _evidence(self, outcome: Outcome, proof: bool | None, bound: float | None, deadline: Deadline) -> Evidence:
+        s = self.settings
+        exact = "proved" if proof else (f"no exact proof: {self._no_proof}" if proof is None and self._no_proof else None)
+        return Evidence(
+            numeric_points=s.points,
+            rtol=s.rtol,
+            atol=s.atol,
+            max_abs_error=outcome.max_error if np.isfinite(outcome.max_error) else None,
+            exact=exact,
+            exact_points=s.exact_points if proof else 0,
+            false_positive_bound=bound,
+            truths_agree=self.truths_agree,
+        )
+
+    def _counterexample(self, outcome: Outcome) -> Counterexample | None:
+        if outcome.worst is None:
+            return None
+        i, entry = outcome.worst
+        idx = (i, *entry)
+        g = float(self.expected[idx])
+        return Counterexample(
+            point_index=i,
+            entry=entry,
+            answer=float(outcome.values[idx]),
+            sympy=g,
+            jax=float(self.expected_jax[idx]),
+            tolerance=self.settings.atol + self.settings.rtol * abs(g),
+            point=self.truth.describe_point(i),
+        )
+
+    def _reading_notes(self, ambiguous: tuple[Partial, ...], right: dict[Reading, bool]) -> list[ReadingResult]:
+        notes = []
+        sym = self.truth.symbolic
+        for p in ambiguous:
+            name = f"∂{p.num}/∂{p.den}"
+            missing = sorted(
+                {str(ref) for path in sym.paths(p.num, p.den) for ref in path[1:-1] if ref.is_hidden}
+                - _allowed_hidden(p.num, p.den)
+            )
+            through = " or ".join(missing) if missing else "other steps"
+            t_ok, i_ok = right.get("total", False), right.get("immediate", False)
+            if t_ok and not i_ok:
+                msg = f"right if {name} is the total derivative; with the immediate reading it misses the path through {through}"
+            elif i_ok and not t_ok:
+                msg = f"right if {name} is the immediate derivative (paths through {through} held fixed); with the total reading it counts them twice or wrongly"
+            else:
+                msg = f"right under either reading of {name}"
+            notes.append(ReadingResult(name, t_ok, i_ok, msg))
+        return notes
+
+
+def _allowed_hidden(num: Ref, den: Ref) -> set[str]:
+    return {f"h_{s}" for s in (num.step, den.step) if s is not None}
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def check(
+    expr: str,
+    target: str | Target | None = None,
+    *,
+    model: RNN | None = None,
+    notation: Notation | None = None,
+    syntax: Syntax = "auto",
+    reading: ReadingPolicy | None = None,
+    settings: Settings | None = None,
+) -> CheckResult:
+    """Check one hand-derived answer against the true gradient (or node value).
+
+    ``target`` is text such as ``"dL/dW_hy"``, ``"dL/dW_hy[0,0]"`` or ``"L_2"``;
+    when omitted, the answer must be an equation ``lhs = rhs`` whose left side
+    names it. Returns a frozen :class:`~bptt_check.results.CheckResult`;
+    malformed input gives an ``invalid`` result, never an exception.
+    """
+    model = model or RNN()
+    settings = settings or Settings()
+    if reading is not None and reading != settings.reading:
+        settings = dataclasses.replace(settings, reading=reading)
+    if target is None:
+        try:
+            parsed = parse(expr, model, notation=notation, syntax=syntax)
+        except ExpressionError as err:
+            return _invalid_without_target(expr, err, model)
+        if parsed.lhs is None:
+            return _invalid_without_target(
+                expr,
+                ExpressionError("no target given", hint="pass --target dL/dW_hy, or write the answer as 'lhs = rhs'"),
+                model,
+            )
+        target = _target_of(parsed.lhs)
+        if target is None:
+            return _invalid_without_target(
+                expr,
+                ExpressionError("the left-hand side names no target", text=expr, position=0,
+                                hint="write e.g. 'dL/dW_hy = …' or 'L_2 = …'"),
+                model,
+            )
+    try:
+        checker = Checker(target, model=model, notation=notation, settings=settings)
+    except ExpressionError as err:
+        return _invalid_without_target(expr, err, model, target=str(target))
+    return checker.check(expr, syntax=syntax)
+
+
+def _target_of(lhs: Expr) -> Target | None:
+    if isinstance(lhs, Partial) and lhs.num_index is None:
+        return Target(lhs.num, lhs.den, lhs.den_index)
+    if isinstance(lhs, Name):
+        return Target(lhs.ref)
+    if isinstance(lhs, Element) and isinstance(lhs.operand, Name):
+        return Target(lhs.operand.ref, None, lhs.index)
+    return None
+
+
+def _invalid_without_target(text: str, err: BpttCheckError, model: RNN, target: str = "?") -> CheckResult:
+    caret = err.caret() if isinstance(err, ExpressionError) else ""
+    return CheckResult(
+        verdict="invalid",
+        target=target,
+        answer=text,
+        score=0.0,
+        message=str(err),
+        diagnoses=(Diagnosis("invalid", str(err)),),
+        caret=caret,
+        model=model.describe(),
+    )

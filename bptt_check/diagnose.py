@@ -1,0 +1,467 @@
+"""Diagnosis: say what is wrong with an answer, and how much of it is right.
+
+Two mechanisms, both built from the graph (:mod:`bptt_check.formulas`), not
+from a list of strings:
+
+1. **Decomposition.** The truth is a sum of per-path terms T_i (one per loss
+   step s and step k). The answer's values at the sample points are fitted as
+   ``Σ c_i T_i`` by least squares over the terms of *every* step's loss (so an
+   extra L_1 in a last-step-only question is seen); when the rounded
+   coefficients are small integers and reproduce the answer within the
+   numeric tolerance, the coefficients say which terms are missing
+   (``missing_term``, ``missing_path``), extra (``extra_term``) or of the
+   wrong sign (``sign_flip``).
+2. **Mistake variants.** Each term tree is mutated at one *site* — every
+   occurrence of the same factor, e.g. the tanh derivative at step 2 — by the
+   mutation kinds below; the answer matching a variant's values names the
+   mistake, where it sits, and scores the share of terms left intact.
+
+Scores: ``(#terms right − #terms wrong and present) / #terms``, clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import formulas
+from .evaluate import FloatBackend, evaluate
+from .formulas import Builder, Term
+from .language.ast import Apply, Binary, Expr, Name, Neg, Number, Power, Transpose
+from .model import L_TOTAL, RNN, Ref, Target
+from .results import Diagnosis
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A wrong answer generated from the truth: its code, sentence, value and score."""
+
+    code: str
+    message: str
+    expr: Expr
+    score: float
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The diagnoses of one answer and its partial credit."""
+
+    diagnoses: tuple[Diagnosis, ...]
+    score: float
+
+
+# -- tree rewriting -------------------------------------------------------------
+
+
+def _rebuild(node: Expr, f: Callable[[Expr], Expr | None]) -> Expr:
+    """Rewrite bottom-up: ``f`` returns a replacement or None to keep the node (children rewritten)."""
+    hit = f(node)
+    if hit is not None:
+        return hit
+    if isinstance(node, Binary):
+        left, right = _rebuild(node.left, f), _rebuild(node.right, f)
+        if left is node.left and right is node.right:
+            return node
+        shape = _binary_shape(node.op, left.shape, right.shape)
+        return Binary(node.op, left, right, shape)
+    if isinstance(node, Transpose):
+        inner = _rebuild(node.operand, f)
+        return node if inner is node.operand else Transpose(inner, inner.shape[::-1])
+    if isinstance(node, Neg):
+        inner = _rebuild(node.operand, f)
+        return node if inner is node.operand else Neg(inner, inner.shape)
+    if isinstance(node, Apply):
+        inner = _rebuild(node.arg, f)
+        return node if inner is node.arg else Apply(node.node, inner, node.shape)
+    if isinstance(node, Power):
+        inner = _rebuild(node.base, f)
+        return node if inner is node.base else Power(inner, node.exponent, node.matrix, inner.shape)
+    return node
+
+
+class _ShapeMismatch(Exception):
+    pass
+
+
+def _binary_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    if op == "@":
+        if a == (1, 1):
+            return b
+        if b == (1, 1):
+            return a
+        if a[1] != b[0]:
+            raise _ShapeMismatch
+        return (a[0], b[1])
+    if a == (1, 1):
+        return b
+    if b == (1, 1) or a == b:
+        return a
+    raise _ShapeMismatch
+
+
+def _is_act_derivative(node: Expr) -> Ref | None:
+    """``1 - h_k**2`` → h_k."""
+    if (
+        isinstance(node, Binary)
+        and node.op == "-"
+        and isinstance(node.left, Number)
+        and node.left.value == 1
+        and isinstance(node.right, Power)
+        and node.right.exponent == 2
+        and isinstance(node.right.base, Name)
+        and node.right.base.ref.family == "h"
+    ):
+        return node.right.base.ref
+    return None
+
+
+def _is_output_error(node: Expr) -> int | None:
+    """``yhat_s - y_s`` → s."""
+    if (
+        isinstance(node, Binary)
+        and node.op == "-"
+        and isinstance(node.left, Name)
+        and node.left.ref.family == "yhat"
+        and isinstance(node.right, Name)
+        and node.right.ref.family == "y"
+    ):
+        return node.left.ref.step
+    return None
+
+
+@dataclass(frozen=True)
+class _Mutation:
+    """One kind of mistake at one site: rewrites the matching nodes of every term.
+
+    ``kind`` groups the sites of the same mistake, so that the mistake made at
+    every site at once (``everywhere``) is a variant too.
+    """
+
+    code: str
+    message: str
+    rewrite: Callable[[Expr], Expr | None]
+    kind: str = ""
+    everywhere: str = ""
+
+
+def _mutations(model: RNN) -> Iterator[_Mutation]:
+    b = Builder(model)
+    steps = list(model.steps_range())
+    for k in steps:
+        hk = b.name(Ref("h", k))
+
+        def act(repl: Callable[[Expr], Expr], k: int = k) -> Callable[[Expr], Expr | None]:
+            return lambda n: repl(n) if _is_act_derivative(n) == Ref("h", k) else None
+
+        yield _Mutation(
+            "wrong_activation_derivative",
+            f"uses 1 - h_{k} where the tanh derivative 1 - h_{k}**2 belongs (step {k})",
+            act(lambda n, hk=hk: b.sub(b.number(1), hk)),
+            "act:1-h",
+            "uses 1 - h_t where the tanh derivative 1 - h_t**2 belongs (at every step)",
+        )
+        yield _Mutation(
+            "wrong_activation_derivative",
+            f"uses h_{k} = tanh(a_{k}) where its derivative 1 - h_{k}**2 belongs (step {k})",
+            act(lambda n, hk=hk: hk),
+            "act:h",
+            "uses h_t = tanh(a_t) where its derivative 1 - h_t**2 belongs (at every step)",
+        )
+        yield _Mutation(
+            "missing_activation_derivative",
+            f"drops the tanh derivative 1 - h_{k}**2 at step {k}",
+            act(lambda n: b.number(1)),
+            "act:none",
+            "drops the tanh derivative 1 - h_t**2 (at every step)",
+        )
+    for label in ("W_hh", "W_hy", "W_xh"):
+        ref = Ref(label)
+        if model.shape(ref)[0] == model.shape(ref)[1]:
+            yield _Mutation(
+                "missing_transpose",
+                f"multiplies by {label} where {label}.T belongs (in the backward pass)",
+                lambda n, ref=ref: b.name(ref) if isinstance(n, Transpose) and n.operand == b.name(ref) else None,
+            )
+    for s in steps:
+        yhat, y = b.name(Ref("yhat", s)), b.name(Ref("y", s))
+        err = lambda n, s=s: _is_output_error(n) == s  # noqa: E731
+        yield _Mutation(
+            "wrong_output_error",
+            f"uses yhat_{s} where the output error yhat_{s} - y_{s} belongs (step {s})",
+            lambda n, err=err, yhat=yhat: yhat if err(n) else None,
+            "out:yhat",
+            "uses yhat_t where the output error yhat_t - y_t belongs (softmax with cross-entropy gives yhat_t - y_t)",
+        )
+        yield _Mutation(
+            "wrong_output_error",
+            f"uses -y_{s} where the output error yhat_{s} - y_{s} belongs (step {s})",
+            lambda n, err=err, y=y: b.neg(y) if err(n) else None,
+            "out:-y",
+            "uses -y_t where the output error yhat_t - y_t belongs (the softmax part yhat_t is missing)",
+        )
+        yield _Mutation(
+            "sign_flip",
+            f"uses y_{s} - yhat_{s} where yhat_{s} - y_{s} belongs (step {s})",
+            lambda n, err=err, y=y, yhat=yhat: b.sub(y, yhat) if err(n) else None,
+            "out:flip",
+            "has the opposite sign: y_t - yhat_t where yhat_t - y_t belongs",
+        )
+    # h_t where h_{t-1} belongs, on the left of an outer product (h_{k-1}.T @ d_k).
+    for k in steps:
+        prev, cur = b.name(Ref("h", k - 1)), b.name(Ref("h", k))
+
+        def shift(n: Expr, prev: Expr = prev, cur: Expr = cur) -> Expr | None:
+            if isinstance(n, Binary) and n.op == "@" and n.left == Transpose(prev, prev.shape[::-1]):
+                return Binary("@", b.T(cur), n.right, n.shape)
+            return None
+
+        yield _Mutation(
+            "off_by_one",
+            f"uses h_{k} where h_{k - 1} belongs (the outer product of step {k})",
+            shift,
+            "shift",
+            "uses h_t where h_{t-1} belongs in the outer products (off by one step)",
+        )
+
+    def flip(n: Expr) -> Expr | None:
+        """The transposed outer product: d.T @ h instead of h.T @ d (square parameters only)."""
+        if isinstance(n, Binary) and n.op == "@" and isinstance(n.left, Transpose) and n.left.operand.shape[0] == 1 and n.right.shape[0] == 1:
+            left, right = n.right, n.left.operand
+            return Binary("@", Transpose(left, left.shape[::-1]), right, (left.shape[1], right.shape[1]))
+        return None
+
+    yield _Mutation("transposed_factor", "writes an outer product the wrong way round (d.T @ h instead of h.T @ d)", flip)
+
+
+def _combine(group: list[_Mutation]) -> Callable[[Expr], Expr | None]:
+    def rewrite(n: Expr) -> Expr | None:
+        for m in group:
+            hit = m.rewrite(n)
+            if hit is not None:
+                return hit
+        return None
+
+    return rewrite
+
+
+# -- the diagnoser ---------------------------------------------------------------
+
+
+class Diagnoser:
+    """Everything needed to diagnose answers to one gradient target, computed once."""
+
+    def __init__(self, model: RNN, target: Target, backend: FloatBackend, expected: np.ndarray, rtol: float, atol: float) -> None:
+        self.model = model
+        self.target = target
+        self.expected = expected
+        self.rtol, self.atol = rtol, atol
+        self._backend = backend
+        self.terms: tuple[Term, ...] = ()
+        self.candidates: tuple[Term, ...] = ()
+        self.variants: tuple[Variant, ...] = ()
+        if target.wrt is None:
+            self.variants = tuple(self._forward_variants())
+            return
+        if not target.of.is_loss:
+            return
+        try:
+            self.terms = formulas.terms(model, target.of, target.wrt)
+            every = model.replace(loss_at="all") if target.of == L_TOTAL else model
+            self.candidates = formulas.terms(every, target.of, target.wrt)
+        except ValueError:
+            return
+        self._term_values = np.stack([self._value(t.expr) for t in self.candidates], axis=-1) if self.candidates else None
+        self.variants = tuple(self._variants())
+
+    def _value(self, expr: Expr) -> np.ndarray:
+        v = evaluate(expr, self._backend)
+        if self.target.index is not None:
+            r, c = self.target.index
+            v = v[:, r : r + 1, c : c + 1]
+        return v
+
+    def _close(self, a: np.ndarray, b: np.ndarray) -> bool:
+        return a.shape == b.shape and bool(np.all(np.abs(a - b) <= self.atol + self.rtol * np.abs(b)))
+
+    def _forms(self) -> list[list[Expr]]:
+        """The truth as unrolled per-path terms, and in the per-step BPTT form (dL/dh_t left as partials)."""
+        forms = [[t.expr for t in self.terms]]
+        assert self.target.wrt is not None
+        steps = [e for _, e in formulas.per_step(self.model, self.target.of, self.target.wrt)]
+        if steps != forms[0]:
+            forms.append(steps)
+        return forms
+
+    def _variants(self) -> Iterator[Variant]:
+        sites = list(_mutations(self.model))
+        kinds: dict[str, list[_Mutation]] = {}
+        for m in sites:
+            if m.kind:
+                kinds.setdefault(m.kind, []).append(m)
+        candidates = sites + [
+            _Mutation(group[0].code, group[0].everywhere, _combine(group)) for group in kinds.values() if len(group) > 1
+        ]
+        seen: list[np.ndarray] = [self.expected]
+        for form in self._forms():
+            n = len(form)
+            for m in candidates:
+                exprs, touched = [], 0
+                try:
+                    for e in form:
+                        new = _rebuild(e, m.rewrite)
+                        touched += new is not e
+                        exprs.append(new)
+                except _ShapeMismatch:
+                    continue
+                if not touched or any(e.shape != form[0].shape for e in exprs):
+                    continue
+                values = self._value(Builder(self.model).total(exprs))
+                if any(self._close(values, s) for s in seen):
+                    continue  # indistinguishable from the truth or from an earlier variant
+                seen.append(values)
+                yield Variant(m.code, m.message, Builder(self.model).total(exprs), max(0.0, (n - touched) / n), values)
+
+    def _forward_variants(self) -> Iterator[Variant]:
+        """Mistakes in an unrolled forward expression: a missing activation, swapped weights or inputs."""
+        if self.target.of in self.model.leaves():
+            return
+        truth = formulas.forward(self.model, self.target.of)
+        b = Builder(self.model)
+        mutations: list[_Mutation] = []
+        for k in self.model.steps_range():
+            h = Ref("h", k)
+            mutations.append(_Mutation(
+                "missing_activation",
+                f"the tanh of step {k} is missing: h_{k} = tanh(a_{k}) is written as a_{k}",
+                lambda n, h=h: n.arg if isinstance(n, Apply) and n.node == h else None,
+            ))
+            mutations.append(_Mutation(
+                "off_by_one",
+                f"uses x_{k + 1} where x_{k} belongs" if k < self.model.steps else f"uses x_{k - 1} where x_{k} belongs",
+                lambda n, k=k: b.name(Ref("x", k + 1 if k < self.model.steps else k - 1))
+                if isinstance(n, Name) and n.ref == Ref("x", k) and self.model.steps > 1 else None,
+            ))
+        if self.model.input_size == self.model.hidden_size:
+            mutations.append(_Mutation(
+                "swapped_weights", "swaps W_xh and W_hh",
+                lambda n: b.name(Ref("W_hh")) if n == b.name(Ref("W_xh")) else (
+                    b.name(Ref("W_xh")) if n == b.name(Ref("W_hh")) else None),
+            ))
+        seen = [self.expected]
+        for m in mutations:
+            try:
+                e = _rebuild(truth, m.rewrite)
+            except _ShapeMismatch:
+                continue
+            if e is truth or e.shape != truth.shape:
+                continue
+            values = self._value(e)
+            if any(self._close(values, s) for s in seen):
+                continue
+            seen.append(values)
+            yield Variant(m.code, m.message, e, 0.0, values)
+
+    # -- diagnosing ----------------------------------------------------------
+
+    def diagnose(self, answer: np.ndarray) -> Finding:
+        """Diagnoses and partial credit for an answer's float values (P, *target shape)."""
+        if answer.shape != self.expected.shape or not np.all(np.isfinite(answer)):
+            return Finding((), 0.0)
+        by_terms = self._by_terms(answer) if self.terms else None
+        if by_terms is not None:
+            return by_terms
+        for v in self.variants:
+            if self._close(answer, v.values):
+                return Finding((Diagnosis(v.code, v.message),), v.score)
+        if self.target.index is not None:
+            swapped = self._swapped_index(answer)
+            if swapped is not None:
+                return swapped
+        return Finding((), 0.0)
+
+    def _by_terms(self, answer: np.ndarray) -> Finding | None:
+        A = self._term_values
+        if A is None:
+            return None
+        P = answer.shape[0]
+        M = A.reshape(P * int(np.prod(answer.shape[1:])), -1)
+        rhs = answer.reshape(-1)
+        coef, *_ = np.linalg.lstsq(M, rhs, rcond=None)
+        c = np.rint(coef)
+        if np.any(np.abs(coef - c) > 1e-6) or np.any(np.abs(c) > 3):
+            return None
+        if not self._close(answer, (A @ c).reshape(answer.shape)):
+            return None
+        want = np.array([1.0 if t in self.terms else 0.0 for t in self.candidates])
+        if np.array_equal(c, want):
+            return None  # it is the truth: nothing to say
+        return self._explain(c, want)
+
+    def _explain(self, c: np.ndarray, want: np.ndarray) -> Finding:
+        diagnoses: list[Diagnosis] = []
+        cands = self.candidates
+        n = len(self.terms)
+        right = sum(1 for ci, wi in zip(c, want) if wi == 1 and ci == 1)
+        wrong_present = sum(1 for ci, wi in zip(c, want) if ci != 0 and ci != wi)
+        if np.all(c == -want) and n:
+            diagnoses.append(Diagnosis("sign_flip", "has the opposite sign of the gradient: y - yhat where yhat - y belongs"))
+        else:
+            missing = [t for t, ci, wi in zip(cands, c, want) if wi == 1 and ci == 0]
+            extra = [t for t, ci, wi in zip(cands, c, want) if wi == 0 and ci != 0]
+            flipped = [t for t, ci, wi in zip(cands, c, want) if wi == 1 and ci == -1]
+            doubled = [t for t, ci, wi in zip(cands, c, want) if wi == 1 and ci > 1]
+            present_steps = {t.loss_step for t, ci in zip(cands, c) if ci != 0}
+            diagnoses += self._missing(missing, present_steps)
+            for t in extra:
+                diagnoses.append(
+                    Diagnosis("extra_term", f"adds a term for {t.description}, which is not part of {self.target.of}"
+                              + (" (the loss is at the last step only)" if self.model.loss_at == "last" else ""))
+                )
+            for t in flipped:
+                diagnoses.append(Diagnosis("sign_flip", f"has the sign of the term for {t.description} flipped"))
+            for t in doubled:
+                diagnoses.append(Diagnosis("extra_term", f"counts the term for {t.description} more than once"))
+        score = max(0.0, (right - wrong_present) / n) if n else 0.0
+        return Finding(tuple(diagnoses), score)
+
+    def _missing(self, missing: list[Term], present_steps: set[int]) -> list[Diagnosis]:
+        """Name the missing terms by the largest group they fill: a step of the sum over t, a loss, a path."""
+        out: list[Diagnosis] = []
+        left = list(missing)
+        for k in self.model.steps_range():
+            group = [t for t in self.terms if t.step == k]
+            if group and all(t in left for t in group) and any(not t.recurrent for t in group):
+                what = {"W_hh": f"h_{k - 1}.T @ dL/da_{k}", "W_xh": f"x_{k}.T @ dL/da_{k}", "W_hy": f"h_{k}.T @ dL/dz_{k}"}
+                shown = what.get(self.target.wrt.family if self.target.wrt else "", "")
+                out.append(Diagnosis("missing_term", f"misses the term of step {k} of the sum over t" + (f" ({shown})" if shown else "")))
+                left = [t for t in left if t not in group]
+        for s in sorted({t.loss_step for t in left}):
+            group = [t for t in self.terms if t.loss_step == s]
+            if len(group) > 1 and all(t in left for t in group) or (len(group) == 1 and group[0] in left and s not in present_steps):
+                only = sorted(present_steps)
+                note = f" (it keeps only the loss of step {only[0]})" if len(only) == 1 and len(self.model.loss_steps) > 1 else ""
+                out.append(Diagnosis("missing_term", f"misses the contribution of L_{s}, the loss at step {s}{note}"))
+                left = [t for t in left if t not in group]
+        for t in left:
+            if t.recurrent:
+                out.append(Diagnosis("missing_path", f"drops the path from {t.description} (where the gradient reaches step {t.step})"))
+            else:
+                out.append(Diagnosis("missing_term", f"drops the term of {t.description}"))
+        return out
+
+    def _swapped_index(self, answer: np.ndarray) -> Finding | None:
+        assert self.target.wrt is not None and self.target.index is not None
+        r, c = self.target.index
+        shape = self.model.shape(self.target.wrt)
+        if c >= shape[0] or r >= shape[1] or (r, c) == (c, r):
+            return None
+        other = Target(self.target.of, self.target.wrt, (c, r))
+        full = formulas.gradient(self.model, self.target.of, self.target.wrt)
+        v = evaluate(full, self._backend)[:, c : c + 1, r : r + 1]
+        if self._close(answer, v):
+            return Finding((Diagnosis("swapped_index", f"is the entry {other} (indices swapped), not {self.target}"),), 0.0)
+        return None

@@ -1,0 +1,276 @@
+"""The true gradients in matrix form, as expression trees: per step and per path.
+
+Row convention (SPEC §2). For the loss ``L_s`` of one step, the gradient
+reaching the hidden state ``h_k`` (k ≤ s) along the only path
+``h_k → h_{k+1} → … → h_s → z_s → L_s`` is
+
+    g_s^{(s)} = (yhat_s - y_s) @ W_hy.T
+    g_k^{(s)} = (g_{k+1}^{(s)} * (1 - h_{k+1}**2)) @ W_hh.T        (k < s)
+
+and with ``d_k^{(s)} = g_k^{(s)} * (1 - h_k**2)`` (the gradient at a_k) every
+gradient is a sum of one term per (loss step s, step k):
+
+    dL/dW_hh = Σ_s Σ_{k≤s} h_{k-1}.T @ d_k^{(s)}     dL/dW_xh = Σ_s Σ_{k≤s} x_k.T @ d_k^{(s)}
+    dL/dW_hy = Σ_s h_s.T @ (yhat_s - y_s)            dL/dh_k  = Σ_{s≥k} g_k^{(s)}
+    dL/dx_k  = Σ_{s≥k} d_k^{(s)} @ W_xh.T            dL/dh_0  = Σ_s d_1^{(s)} @ W_hh.T
+
+These terms are the decomposition the diagnosis works with, and their sum
+is what ``derive`` prints (checked against the sympy truth in the tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .language.ast import Binary, Expr, Name, Neg, Number, Partial, Power, Transpose
+from .model import L_TOTAL, RNN, Ref, jacobian_shape, squeeze_shape
+
+
+@dataclass(frozen=True)
+class Term:
+    """One path's contribution to a gradient.
+
+    ``loss_step`` is s (the L_s the path starts from), ``step`` is k (where the
+    path reaches the parameter or input), ``through`` the hidden states it
+    passes on the way back (h_{s-1} … h_k for a recurrent path).
+    """
+
+    expr: Expr
+    loss_step: int
+    step: int
+    through: tuple[Ref, ...]
+    description: str
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the path runs back through earlier hidden states (k < s)."""
+        return self.step < self.loss_step
+
+
+class Builder:
+    """Builds shaped expression trees for one model."""
+
+    def __init__(self, model: RNN) -> None:
+        self.model = model
+
+    def name(self, ref: Ref) -> Name:
+        return Name(ref, self.model.shape(ref))
+
+    def matmul(self, a: Expr, b: Expr) -> Expr:
+        return Binary("@", a, b, (a.shape[0], b.shape[1]))
+
+    def mul(self, a: Expr, b: Expr) -> Expr:
+        return Binary("*", a, b, a.shape if a.shape != (1, 1) else b.shape)
+
+    def add(self, a: Expr, b: Expr) -> Expr:
+        return Binary("+", a, b, a.shape if a.shape != (1, 1) else b.shape)
+
+    def sub(self, a: Expr, b: Expr) -> Expr:
+        return Binary("-", a, b, a.shape if a.shape != (1, 1) else b.shape)
+
+    def div(self, a: Expr, b: Expr) -> Expr:
+        return Binary("/", a, b, a.shape if a.shape != (1, 1) else b.shape)
+
+    def neg(self, a: Expr) -> Expr:
+        return Neg(a, a.shape)
+
+    def T(self, a: Expr) -> Expr:
+        return Transpose(a, a.shape[::-1])
+
+    def number(self, q: int | Fraction) -> Number:
+        return Number(Fraction(q))
+
+    def square(self, a: Expr) -> Expr:
+        return Power(a, Fraction(2), False, a.shape)
+
+    def one_minus_square(self, a: Expr) -> Expr:
+        """``1 - a**2``: tanh' written in terms of tanh."""
+        return self.sub(self.number(1), self.square(a))
+
+    def partial(self, num: Ref, den: Ref) -> Partial:
+        ns, ds = self.model.shape(num), self.model.shape(den)
+        return Partial(num, den, jacobian_shape(ns, ds), squeeze_shape(ns) + squeeze_shape(ds))
+
+    def total(self, terms: list[Expr]) -> Expr:
+        out = terms[0]
+        for t in terms[1:]:
+            out = self.add(out, t)
+        return out
+
+
+def _losses(model: RNN, of: Ref) -> tuple[int, ...]:
+    if of == L_TOTAL:
+        return model.loss_steps
+    if of.family == "L" and of.step is not None:
+        return (of.step,)
+    raise ValueError(f"formulas cover gradients of L or of one L_t, not of {of}")
+
+
+def output_error(b: Builder, s: int) -> Expr:
+    """dL_s/dz_s = yhat_s - y_s (softmax with cross-entropy, targets summing to 1)."""
+    return b.sub(b.name(Ref("yhat", s)), b.name(Ref("y", s)))
+
+
+def hidden_gradients(b: Builder, s: int) -> dict[int, Expr]:
+    """g_k^{(s)} for k = s down to 1: the gradient of L_s at h_k along its only path."""
+    g: dict[int, Expr] = {s: b.matmul(output_error(b, s), b.T(b.name(Ref("W_hy"))))}
+    for k in range(s - 1, 0, -1):
+        d_next = b.mul(g[k + 1], b.one_minus_square(b.name(Ref("h", k + 1))))
+        g[k] = b.matmul(d_next, b.T(b.name(Ref("W_hh"))))
+    return g
+
+
+def preactivation_gradient(b: Builder, g_k: Expr, k: int) -> Expr:
+    """d_k = g_k * (1 - h_k**2): the gradient at a_k."""
+    return b.mul(g_k, b.one_minus_square(b.name(Ref("h", k))))
+
+
+def _describe(wrt: Ref, s: int, k: int) -> str:
+    if k == s:
+        return f"L_{s} at step {s} (direct)"
+    back = ", ".join(f"h_{j}" for j in range(s - 1, k - 1, -1))
+    return f"L_{s} back through {back}"
+
+
+def terms(model: RNN, of: Ref, wrt: Ref) -> tuple[Term, ...]:
+    """Every path's term of ∂of/∂wrt, fully unrolled (``of`` is L or one L_t)."""
+    b = Builder(model)
+    out: list[Term] = []
+    fam, step = wrt.family, wrt.step
+    for s in _losses(model, of):
+        if fam in ("W_hy", "b_y", "z", "yhat"):
+            if fam in ("z", "yhat") and step != s:
+                continue
+            e = output_error(b, s)
+            if fam == "W_hy":
+                e = b.matmul(b.T(b.name(Ref("h", s))), e)
+            elif fam == "yhat":
+                e = b.neg(b.div(b.name(Ref("y", s)), b.name(Ref("yhat", s))))
+            out.append(Term(e, s, s, (), f"L_{s} at step {s}"))
+            continue
+        if fam == "L":
+            if step is None or step == s:
+                out.append(Term(b.number(1) if step == s else b.number(1), s, s, (), f"L_{s}"))
+            continue
+        g = hidden_gradients(b, s)
+        ks = range(1, s + 1)
+        for k in ks:
+            through = tuple(Ref("h", j) for j in range(s - 1, k - 1, -1))
+            d = preactivation_gradient(b, g[k], k)
+            if fam == "W_hh":
+                e = b.matmul(b.T(b.name(Ref("h", k - 1))), d)
+            elif fam == "W_xh":
+                e = b.matmul(b.T(b.name(Ref("x", k))), d)
+            elif fam == "b_h":
+                e = d
+            elif fam == "h":
+                if step == 0 and k == 1:
+                    e = b.matmul(d, b.T(b.name(Ref("W_hh"))))
+                elif step == k:
+                    e = g[k]
+                else:
+                    continue
+            elif fam == "a":
+                if step != k:
+                    continue
+                e = d
+            elif fam == "x":
+                if step != k:
+                    continue
+                e = b.matmul(d, b.T(b.name(Ref("W_xh"))))
+            else:
+                raise ValueError(f"no formula for the gradient with respect to {wrt}")
+            out.append(Term(e, s, k, through, _describe(wrt, s, k)))
+    return tuple(out)
+
+
+def gradient(model: RNN, of: Ref, wrt: Ref) -> Expr:
+    """The whole gradient ∂of/∂wrt in matrix form: the sum of :func:`terms` (zeros if there are none)."""
+    parts = terms(model, of, wrt)
+    b = Builder(model)
+    if not parts:
+        shape = model.shape(wrt)
+        return b.mul(b.number(0), b.name(wrt)) if shape != (1, 1) else b.number(0)
+    return b.total([t.expr for t in parts])
+
+
+def per_step(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[str, Expr], ...]:
+    """The BPTT form: one term per step in the named nodes, with ``dL/dh_t`` left as a partial.
+
+    For W_hh: ``h_{t-1}.T @ (dL/dh_t * (1 - h_t**2))`` for t = 1..T; for
+    W_xh the same with x_t; for W_hy ``h_t.T @ (yhat_t - y_t)`` over the loss steps.
+    """
+    b = Builder(model)
+    fam = wrt.family
+    out: list[tuple[str, Expr]] = []
+    losses = _losses(model, of)
+    if fam in ("W_hh", "W_xh", "b_h"):
+        for t in model.steps_range():
+            if t > max(losses):
+                continue
+            d = preactivation_gradient(b, b.partial(of, Ref("h", t)), t)
+            left = {"W_hh": Ref("h", t - 1), "W_xh": Ref("x", t)}.get(fam)
+            out.append((f"step {t}", b.matmul(b.T(b.name(left)), d) if left else d))
+        return tuple(out)
+    if fam in ("W_hy", "b_y"):
+        for s in losses:
+            e = output_error(b, s)
+            out.append((f"step {s}", b.matmul(b.T(b.name(Ref("h", s))), e) if fam == "W_hy" else e))
+        return tuple(out)
+    if fam == "h" and wrt.step is not None:
+        k = wrt.step
+        if k == 0:
+            return (("step 1", b.matmul(preactivation_gradient(b, b.partial(of, Ref("h", 1)), 1), b.T(b.name(Ref("W_hh"))))),)
+        if k in losses:
+            out.append((f"L_{k} at step {k}", b.matmul(output_error(b, k), b.T(b.name(Ref("W_hy"))))))
+        if k < max(losses):
+            later = preactivation_gradient(b, b.partial(of, Ref("h", k + 1)), k + 1)
+            out.append((f"from step {k + 1}", b.matmul(later, b.T(b.name(Ref("W_hh"))))))
+        return tuple(out)
+    if fam == "x" and wrt.step is not None:
+        k = wrt.step
+        d = preactivation_gradient(b, b.partial(of, Ref("h", k)), k)
+        return ((f"step {k}", b.matmul(d, b.T(b.name(Ref("W_xh"))))),)
+    return tuple((t.description, t.expr) for t in terms(model, of, wrt))
+
+
+def hidden_recursion(model: RNN, of: Ref) -> tuple[tuple[Ref, Expr], ...]:
+    """``dL/dh_t`` for t = T..1 in terms of ``dL/dh_{t+1}`` (the BPTT recursion), for the loss steps present."""
+    b = Builder(model)
+    losses = _losses(model, of)
+    out = []
+    for t in range(max(losses), 0, -1):
+        out.append((Ref("h", t), b.total([e for _, e in per_step(model, of, Ref("h", t))])))
+    return tuple(out)
+
+
+def forward(model: RNN, ref: Ref) -> Expr:
+    """A node unrolled down to the leaves, each step's function applied by name.
+
+    ``L_2`` at T = 2 is ``L_2(yhat_2(h_2(h_1(x_1 @ W_xh + h_0 @ W_hh) @ W_hh + x_2 @ W_xh) @ W_hy))``
+    (the seed's ``c_2(s_2(t_2(t_1(…) W_hh + x_2 W_xh) W_hy))``).
+    """
+    from .language.ast import Apply
+
+    b = Builder(model)
+    if ref == L_TOTAL:
+        return b.total([forward(model, Ref("L", s)) for s in model.loss_steps])
+    if ref in model.leaves() or (ref.family == "h" and ref.step == 0):
+        return b.name(ref)
+    t = ref.step
+    assert t is not None
+    if ref.family == "a":
+        a = b.add(b.matmul(forward(model, Ref("x", t)), b.name(Ref("W_xh"))),
+                  b.matmul(forward(model, Ref("h", t - 1)), b.name(Ref("W_hh"))))
+        return b.add(a, b.name(Ref("b_h"))) if model.biases else a
+    if ref.family == "h":
+        return Apply(ref, forward(model, Ref("a", t)), model.shape(ref))
+    if ref.family == "z":
+        z = b.matmul(forward(model, Ref("h", t)), b.name(Ref("W_hy")))
+        return b.add(z, b.name(Ref("b_y"))) if model.biases else z
+    if ref.family == "yhat":
+        return Apply(ref, forward(model, Ref("z", t)), model.shape(ref))
+    if ref.family == "L":
+        return Apply(ref, forward(model, Ref("yhat", t)), (1, 1))
+    raise ValueError(f"no forward formula for {ref}")

@@ -1,0 +1,193 @@
+"""The frozen results of a check: verdict, evidence, counterexample, diagnoses, readings.
+
+``str(result)`` is exactly what the CLI prints; ``result.to_dict()`` is the
+``--json`` object of SPEC §6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["equivalent", "equivalent_numerically", "transposed", "not_equivalent", "invalid"]
+VERDICTS: tuple[Verdict, ...] = ("equivalent", "equivalent_numerically", "transposed", "not_equivalent", "invalid")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One finding about an answer: a stable ``code`` and a sentence for the student."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Where an answer and the truth part: the point, the worst entry and the three values."""
+
+    point_index: int
+    entry: tuple[int, ...]
+    answer: float
+    sympy: float
+    jax: float
+    tolerance: float
+    point: dict[str, Any] = field(compare=False, default_factory=dict)
+
+    def __str__(self) -> str:
+        entry = ",".join(str(i) for i in self.entry)
+        diff = abs(self.answer - self.sympy)
+        lines = [
+            f"counterexample at sample point {self.point_index}, entry [{entry}]:",
+            f"  answer {self.answer:.10g}, truth {self.sympy:.10g} (sympy) / {self.jax:.10g} (jax);"
+            f" |answer - truth| = {diff:.3g} > tolerance {self.tolerance:.3g}",
+        ]
+        if self.point:
+            shown = "; ".join(f"{k} = {_fmt(v)}" for k, v in self.point.items())
+            lines.append(f"  point: {shown}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "point_index": self.point_index,
+            "entry": list(self.entry),
+            "answer": self.answer,
+            "expected_sympy": self.sympy,
+            "expected_jax": self.jax,
+            "tolerance": self.tolerance,
+            "point": self.point,
+        }
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How an ambiguous partial was read, and whether the answer is right under each reading."""
+
+    partial: str
+    total_right: bool
+    immediate_right: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "partial": self.partial,
+            "right_if_total": self.total_right,
+            "right_if_immediate": self.immediate_right,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The numbers behind a verdict, each with the rule that produced it."""
+
+    numeric_points: int = 0
+    rtol: float = 0.0
+    atol: float = 0.0
+    max_abs_error: float | None = None
+    exact: str | None = None
+    """``"proved"``, ``"no exact form: …"`` or ``None`` when not attempted."""
+    exact_points: int = 0
+    false_positive_bound: float | None = None
+    truths_agree: float | None = None
+    """Largest relative difference between the sympy and jax truths."""
+
+    def lines(self) -> list[str]:
+        out: list[str] = []
+        if self.exact == "proved":
+            out.append(
+                f"exact:   identical rational functions at {self.exact_points} random points mod 2^61-1"
+                f" (false-positive probability ≤ {self.false_positive_bound:.1e})"
+            )
+        elif self.exact:
+            out.append(f"exact:   {self.exact}")
+        if self.numeric_points:
+            err = "" if self.max_abs_error is None else f"max |answer - truth| = {self.max_abs_error:.2e}; "
+            out.append(
+                f"numeric: {self.numeric_points} float64 points; {err}"
+                f"rule |answer - truth| ≤ atol + rtol·|truth| with atol = {self.atol:g}, rtol = {self.rtol:g}"
+            )
+        if self.truths_agree is not None:
+            out.append(f"truths:  sympy and jax agree (max relative difference {self.truths_agree:.1e})")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "numeric_points": self.numeric_points,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "max_abs_error": self.max_abs_error,
+            "exact": self.exact,
+            "exact_points": self.exact_points,
+            "false_positive_bound": self.false_positive_bound,
+            "truths_max_relative_difference": self.truths_agree,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of checking one answer against one target."""
+
+    verdict: Verdict
+    target: str
+    answer: str
+    score: float
+    message: str
+    diagnoses: tuple[Diagnosis, ...] = ()
+    counterexample: Counterexample | None = None
+    readings: tuple[Reading, ...] = ()
+    evidence: Evidence = field(default_factory=Evidence)
+    caret: str = ""
+    model: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True for the two verdicts that mean the answer is the gradient."""
+        return self.verdict in ("equivalent", "equivalent_numerically")
+
+    def __str__(self) -> str:
+        head = f"{self.target}: {self.verdict}"
+        if self.verdict != "invalid":
+            head += f" (score {self.score:g})"
+        lines = [head, f"  {self.message}"]
+        if self.caret:
+            lines.append(self.caret)
+        for d in self.diagnoses:
+            lines.append(f"  diagnosis {d.code}: {d.message}")
+        for r in self.readings:
+            lines.append(f"  reading: {r.message}")
+        if self.counterexample is not None:
+            lines += ["  " + line for line in str(self.counterexample).splitlines()]
+        lines += ["  " + line for line in self.evidence.lines()]
+        if self.model:
+            lines.append(f"  model:   {self.model}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "verdict": self.verdict,
+            "target": self.target,
+            "answer": self.answer,
+            "score": self.score,
+            "diagnoses": [d.to_dict() for d in self.diagnoses],
+            "counterexample": None if self.counterexample is None else self.counterexample.to_dict(),
+            "message": self.message,
+            "evidence": self.evidence.to_dict(),
+            "model": self.model,
+        }
+        if self.readings:
+            out["readings"] = [r.to_dict() for r in self.readings]
+        return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

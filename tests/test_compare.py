@@ -1,0 +1,182 @@
+"""The comparison engine: verdicts, exact proofs, counterexamples, readings, consistency."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from bptt_check import RNN, InternalError, Ref
+from bptt_check import formulas
+from bptt_check.compare import Checker, Settings, check
+from bptt_check.language import Notation, to_latex, to_plain
+from bptt_check.model import L_TOTAL
+
+SEED = Notation.SEED
+CORRECT_W_HH = "h_0.T @ (dL/dh_1 * (1 - h_1**2)) + h_1.T @ (dL/dh_2 * (1 - h_2**2))"
+
+
+@pytest.mark.parametrize(
+    "answer, target, notation",
+    [
+        # SPEC §4 and the seed's 3(a) chains
+        ("dL_1/dc_1 * dc_1/ds_1 * ds_1/dW_hy + dL_2/dc_2 * dc_2/ds_2 * ds_2/dW_hy", "dL/dW_hy", SEED),
+        (r"\frac{\partial L_1}{\partial c_1} \frac{\partial c_1}{\partial s_1} \frac{\partial s_1}{\partial W_{hy}}"
+         r" + \frac{\partial L_2}{\partial c_2} \frac{\partial c_2}{\partial s_2} \frac{\partial s_2}{\partial W_{hy}}", "dL/dW_hy", SEED),
+        (r"\frac{\partial L_{1}}{\partial W_{hy}^{00}} + \frac{\partial L_{2}}{\partial W_{hy}^{00}}", r"\frac{\partial L_{total}}{\partial W_{hy}^{00}}", SEED),
+        ("h_1.T @ (yhat_1 - y_1) + h_2.T @ (yhat_2 - y_2)", "dL/dW_hy", None),
+        ("sum_{t=1}^{2} (h_t.T @ (yhat_t - y_t))", "dL/dW_hy", None),
+        (r"\sum_{t=1}^{T} h_t^T (\hat{y}_t - y_t)", "dL/dW_hy", None),
+        ("h_1[0] * (yhat_1[0] - y_1[0]) + h_2[0] * (yhat_2[0] - y_2[0])", "dL/dW_hy[0,0]", None),
+        (CORRECT_W_HH, "dL/dW_hh", None),
+        ("sum_{t=1}^{T} (h_{t-1}.T @ (dL/dh_t * (1 - h_t**2)))", "dL/dW_hh", None),
+        ("sum_{t=1}^{T} (x_t.T @ (dL/dh_t * sech(a_t)**2))", "dL/dW_xh", None),
+        ("(yhat_1 - y_1) @ W_hy.T + (dL/dh_2 * (1 - h_2**2)) @ W_hh.T", "dL/dh_1", None),
+        ("(dL/dh_1 * (1 - tanh(a_1)**2)) @ W_hh.T", "dL/dh_0", None),
+        ("(dL/dh_1 * (1 - h_1**2)) @ W_xh.T", "dL/dx_1", None),
+        ("(softmax(z_2) - y_2) @ W_hy.T", "dL_2/dh_2", None),
+        ("(exp(z_2) / sum(exp(z_2)) - y_2) @ W_hy.T", "dL_2/dh_2", None),
+        # forward targets, the seed's nested form
+        (r"c_1 (s_1 (t_1 (x_1 \cdot W_{xh} + h_0 \cdot W_{hh}) * W_{hy}))", "L_1", SEED),
+        (r"c_2 (s_2 (t_2 (t_1 (x_1 \cdot W_{xh} + h_0 \cdot W_{hh}) \cdot W_{hh} + x_2 \cdot W_{xh}) \cdot W_{hy}))", "L_2", SEED),
+        ("-sum(y_2 * log(yhat_2))", "L_2", None),
+        ("tanh(x_2 @ W_xh + tanh(x_1 @ W_xh + h_0 @ W_hh) @ W_hh)", "h_2", None),
+    ],
+)
+def test_correct_answers_are_proved_exactly(answer, target, notation):
+    result = check(answer, target, notation=notation)
+    assert result.verdict == "equivalent", str(result)
+    assert result.score == 1.0
+    assert result.evidence.false_positive_bound is not None and result.evidence.false_positive_bound < 1e-12
+
+
+def test_equation_names_its_own_target():
+    result = check("dL/dh_1 = (yhat_1 - y_1) @ W_hy.T + (dL/dh_2 * (1 - h_2**2)) @ W_hh.T")
+    assert result.verdict == "equivalent" and result.target == "dL/dh_1"
+    wrong_side = check("dL/dh_2 = (yhat_2 - y_2) @ W_hy.T", "dL/dh_1")
+    assert wrong_side.verdict == "invalid" and "left-hand side" in wrong_side.message
+
+
+def test_no_exact_form_falls_back_to_numeric_agreement():
+    # (h**4)**(1/2) is h**2, but a fractional power has no exact rewriting.
+    result = check("h_0.T @ (dL/dh_1 * (1 - (h_1**4)**(1/2))) + h_1.T @ (dL/dh_2 * (1 - h_2**2))", "dL/dW_hh")
+    assert result.verdict == "equivalent_numerically", str(result)
+    assert "no exact proof" in result.message
+
+
+def test_wrong_answer_has_a_counterexample_with_three_values():
+    result = check("h_1.T @ (y_1 - yhat_1) + h_2.T @ (y_2 - yhat_2)", "dL/dW_hy")
+    assert result.verdict == "not_equivalent"
+    cx = result.counterexample
+    assert cx is not None
+    assert abs(cx.sympy - cx.jax) < 1e-12
+    assert abs(cx.answer - cx.sympy) > cx.tolerance
+    assert set(cx.point) >= {"W_xh", "W_hh", "W_hy", "x_1", "y_1"}
+    assert "|answer - truth|" in str(result)
+
+
+def test_transposed_answer_is_reported_apart():
+    model = RNN(input_size=2, hidden_size=3, output_size=4)
+    result = check("(yhat_1 - y_1).T @ h_1 + (yhat_2 - y_2).T @ h_2", "dL/dW_hy", model=model)
+    assert result.verdict == "transposed" and result.score == 0.5
+    assert result.diagnoses[0].code == "transposed"
+
+
+@pytest.mark.parametrize(
+    "answer, code",
+    [
+        ("W_hu", "unknown_name"),
+        ("h_1 @ (yhat_1 - y_1)", "shape_error"),
+        ("h_1.T @ (yhat_1 - y_1", "parse_error"),
+        ("dL_1/dc_1 * ds_2/dW_hy", "chain_break"),
+        ("h_1.T", "shape_error"),
+    ],
+)
+def test_invalid_answers_name_the_problem(answer, code):
+    result = check(answer, "dL/dW_hy", notation=SEED)
+    assert result.verdict == "invalid"
+    assert result.diagnoses[0].code == code, str(result)
+
+
+def test_ambiguous_partials_report_both_readings():
+    chain = "dL_2/dh_2 * dh_2/dW_hh"
+    total = check(chain, "dL_2/dW_hh")
+    assert total.verdict == "equivalent"
+    (reading,) = total.readings
+    assert reading.total_right and not reading.immediate_right
+    assert "misses the path through h_1" in reading.message
+    demanded = check(chain, "dL_2/dW_hh", reading="immediate")
+    assert demanded.verdict == "not_equivalent"
+    assert demanded.diagnoses[0].code == "wrong_reading"
+    either = check(chain, "dL_2/dW_hh", reading="either")
+    assert either.verdict == "equivalent"
+
+
+def test_truths_that_disagree_are_an_internal_error(monkeypatch):
+    checker = Checker("dL/dW_hy", model=RNN(steps=1))
+    truth = checker.truth
+    monkeypatch.setattr(truth, "_jax", {})
+    monkeypatch.setattr(truth, "_agreement", {})
+    real = truth.numeric.partial
+    monkeypatch.setattr(truth.numeric, "partial", lambda *a, **k: real(*a, **k) * 1.001)
+    with pytest.raises(InternalError, match="truths disagree"):
+        truth.agreement(L_TOTAL, Ref("W_hh"))
+
+
+def test_result_serialises_per_spec():
+    d = check("h_1.T @ (y_1 - yhat_1) + h_2.T @ (y_2 - yhat_2)", "dL/dW_hy").to_dict()
+    assert {"verdict", "target", "score", "diagnoses", "counterexample", "message"} <= set(d)
+    assert d["counterexample"]["expected_sympy"] == pytest.approx(d["counterexample"]["expected_jax"])
+
+
+# -- properties -------------------------------------------------------------
+
+small_models = st.builds(
+    RNN,
+    steps=st.integers(1, 3),
+    input_size=st.integers(1, 3),
+    hidden_size=st.integers(1, 3),
+    output_size=st.integers(2, 3),
+    loss_at=st.sampled_from(["all", "last"]),
+    h0=st.sampled_from(["input", "zeros"]),
+)
+
+
+def _wrts(model):
+    return [Ref("W_xh"), Ref("W_hh"), Ref("W_hy"), Ref("h", 1), Ref("x", model.steps)]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=small_models, data=st.data())
+def test_the_truths_own_printed_form_is_equivalent(model, data):
+    wrt = data.draw(st.sampled_from(_wrts(model)))
+    expr = formulas.gradient(model, L_TOTAL, wrt)
+    target = f"dL/d{wrt}"
+    for text, syntax in ((to_plain(expr), "plain"), (to_latex(expr), "latex")):
+        result = check(text, target, model=model, syntax=syntax)
+        assert result.verdict == "equivalent", (text, str(result))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=small_models.filter(lambda m: m.hidden_size > 1).map(lambda m: m.replace(h0="input")), data=st.data())
+def test_perturbations_of_the_truth_are_never_equivalent(model, data):
+    wrt = data.draw(st.sampled_from([Ref("W_hh"), Ref("W_hy"), Ref("W_xh")]))
+    terms = formulas.terms(model, L_TOTAL, wrt)
+    b = formulas.Builder(model)
+    kind = data.draw(st.sampled_from(["drop", "flip", "transpose", "index"]))
+    exprs = [t.expr for t in terms]
+    i = data.draw(st.integers(0, len(exprs) - 1))
+    if kind == "drop" and len(exprs) > 1:
+        exprs.pop(i)
+    elif kind == "flip":
+        exprs[i] = b.neg(exprs[i])
+    elif kind == "transpose" and exprs[i].shape[0] == exprs[i].shape[1]:
+        exprs[i] = b.T(exprs[i])
+    text = to_plain(b.total(exprs))
+    if kind == "index":
+        r, c = model.shape(wrt)
+        result = check(f"({text})[{r - 1},{c - 1}]", f"dL/d{wrt}[0,0]", model=model) if (r, c) != (1, 1) else None
+        if result is not None:
+            assert result.verdict != "equivalent"
+        return
+    result = check(text, f"dL/d{wrt}", model=model)
+    if text != to_plain(formulas.gradient(model, L_TOTAL, wrt)):
+        assert result.verdict not in ("equivalent", "equivalent_numerically"), text
