@@ -227,14 +227,24 @@ def _mutations(model: RNN) -> Iterator[_Mutation]:
             "uses h_t where h_{t-1} belongs in the outer products (off by one step)",
         )
 
-    def flip(n: Expr) -> Expr | None:
-        """The transposed outer product: d.T @ h instead of h.T @ d (square parameters only)."""
-        if isinstance(n, Binary) and n.op == "@" and isinstance(n.left, Transpose) and n.left.operand.shape[0] == 1 and n.right.shape[0] == 1:
-            left, right = n.right, n.left.operand
-            return Binary("@", Transpose(left, left.shape[::-1]), right, (left.shape[1], right.shape[1]))
-        return None
+    # The transposed outer product: d.T @ v instead of v.T @ d, one site per left vector v.
+    lefts = [Ref("h", k) for k in range(0, model.steps + 1)] + [Ref("x", k) for k in steps]
+    for ref in lefts:
+        v = b.name(ref)
 
-    yield _Mutation("transposed_factor", "writes an outer product the wrong way round (d.T @ h instead of h.T @ d)", flip)
+        def flip(n: Expr, v: Expr = v) -> Expr | None:
+            if isinstance(n, Binary) and n.op == "@" and n.left == Transpose(v, v.shape[::-1]) and n.right.shape[0] == 1:
+                d = n.right
+                return Binary("@", Transpose(d, d.shape[::-1]), v, (d.shape[1], v.shape[1]))
+            return None
+
+        yield _Mutation(
+            "transposed_factor",
+            f"writes the outer product with {ref} the wrong way round ((…).T @ {ref} instead of {ref}.T @ (…))",
+            flip,
+            "flip",
+            "writes the outer products the wrong way round (d.T @ v instead of v.T @ d)",
+        )
 
 
 def _combine(group: list[_Mutation]) -> Callable[[Expr], Expr | None]:
@@ -441,7 +451,9 @@ class Diagnoser:
                 left = [t for t in left if t not in group]
         for s in sorted({t.loss_step for t in left}):
             group = [t for t in self.terms if t.loss_step == s]
-            if len(group) > 1 and all(t in left for t in group) or (len(group) == 1 and group[0] in left and s not in present_steps):
+            whole = len(group) > 1 and all(t in left for t in group)
+            single = len(group) == 1 and group[0] in left and not group[0].recurrent and s not in present_steps
+            if whole or single:
                 only = sorted(present_steps)
                 note = f" (it keeps only the loss of step {only[0]})" if len(only) == 1 and len(self.model.loss_steps) > 1 else ""
                 out.append(Diagnosis("missing_term", f"misses the contribution of L_{s}, the loss at step {s}{note}"))

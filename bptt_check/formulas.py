@@ -181,7 +181,11 @@ def terms(model: RNN, of: Ref, wrt: Ref) -> tuple[Term, ...]:
                 e = b.matmul(d, b.T(b.name(Ref("W_xh"))))
             else:
                 raise ValueError(f"no formula for the gradient with respect to {wrt}")
-            out.append(Term(e, s, k, through, _describe(wrt, s, k)))
+            description = _describe(wrt, s, k)
+            if fam == "h" and step == k and s > k:  # the path ends at h_k itself
+                inner = [f"h_{j}" for j in range(s - 1, k, -1)] or [f"h_{s}"]
+                description = f"L_{s} back through {', '.join(inner)}"
+            out.append(Term(e, s, k, through, description))
     return tuple(out)
 
 

@@ -1,0 +1,130 @@
+"""Diagnosis: each mistake kind is named, with its code, where it sits, and partial credit."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from bptt_check import RNN, Ref
+from bptt_check import formulas
+from bptt_check.compare import Checker, check
+from bptt_check.language import to_plain
+from bptt_check.model import L_TOTAL
+
+ALL, LAST, T3 = RNN(), RNN(loss_at="last"), RNN(steps=3)
+
+
+def codes(result):
+    return [d.code for d in result.diagnoses]
+
+
+@pytest.mark.parametrize(
+    "model, target, answer, code",
+    [
+        # a missing time-step term: only the step-2 term of the sum over t
+        (ALL, "dL/dW_hh", "h_1.T @ (dL/dh_2 * (1 - h_2**2))", "missing_term"),
+        (ALL, "dL/dW_xh", "x_2.T @ (dL/dh_2 * (1 - h_2**2))", "missing_term"),
+        (ALL, "dL/dW_hy", "h_2.T @ (yhat_2 - y_2)", "missing_term"),
+        # a missing recurrent path: only the direct dependence of h_2 on W_hh
+        (LAST, "dL/dW_hh", "h_1.T @ ((yhat_2 - y_2) @ W_hy.T * (1 - h_2**2))", "missing_path"),
+        (LAST, "dL/dW_xh", "x_2.T @ ((yhat_2 - y_2) @ W_hy.T * (1 - h_2**2))", "missing_path"),
+        (ALL, "dL/dh_1", "(yhat_1 - y_1) @ W_hy.T", "missing_path"),
+        # 3(a) answered with 3(b)'s sum
+        (ALL, "dL/dW_hh", "h_0.T @ (dL_2/dh_1 * (1 - h_1**2)) + h_1.T @ (dL_2/dh_2 * (1 - h_2**2))", "missing_term"),
+        # an extra term: L_1 in a last-step-only question
+        (LAST, "dL/dW_hy", "h_1.T @ (yhat_1 - y_1) + h_2.T @ (yhat_2 - y_2)", "extra_term"),
+        # sign flip
+        (ALL, "dL/dW_hy", "h_1.T @ (y_1 - yhat_1) + h_2.T @ (y_2 - yhat_2)", "sign_flip"),
+        (T3, "dL/dW_hy", "sum_{t=1}^{T} (h_t.T @ (y_t - yhat_t))", "sign_flip"),
+        # the activation derivative
+        (ALL, "dL/dW_hh", "h_0.T @ (dL/dh_1 * (1 - h_1)) + h_1.T @ (dL/dh_2 * (1 - h_2))", "wrong_activation_derivative"),
+        (LAST, "dL/dW_hh", "h_0.T @ (dL/dh_1 * h_1) + h_1.T @ (dL/dh_2 * h_2)", "wrong_activation_derivative"),
+        (T3, "dL/dW_xh", "sum_{t=1}^{T} (x_t.T @ (dL/dh_t * (1 - h_t)))", "wrong_activation_derivative"),
+        (ALL, "dL/dW_xh", "x_1.T @ dL/dh_1 + x_2.T @ dL/dh_2", "missing_activation_derivative"),
+        # off by one step
+        (ALL, "dL/dW_hh", "h_1.T @ (dL/dh_1 * (1 - h_1**2)) + h_2.T @ (dL/dh_2 * (1 - h_2**2))", "off_by_one"),
+        (T3, "dL/dW_hh", "sum_{t=1}^{T} (h_t.T @ (dL/dh_t * (1 - h_t**2)))", "off_by_one"),
+        # W_hh where W_hh.T belongs
+        (ALL, "dL/dh_1", "(yhat_1 - y_1) @ W_hy.T + (dL/dh_2 * (1 - h_2**2)) @ W_hh", "missing_transpose"),
+        # yhat - y replaced
+        (ALL, "dL/dW_hy", "h_1.T @ yhat_1 + h_2.T @ yhat_2", "wrong_output_error"),
+        (LAST, "dL/dW_hy", "-(h_2.T @ y_2)", "wrong_output_error"),
+        # the transposed outer product in one term (square W_hh)
+        (ALL, "dL/dW_hh", "(dL/dh_1 * (1 - h_1**2)).T @ h_0 + h_1.T @ (dL/dh_2 * (1 - h_2**2))", "transposed_factor"),
+        # an index swapped in an element target
+        (RNN(hidden_size=2, output_size=3), "dL/dW_hy[0,1]", "h_1[1] * (yhat_1[0] - y_1[0]) + h_2[1] * (yhat_2[0] - y_2[0])", "swapped_index"),
+        # the seed's 3(b): L_2 without the tanh of step 2
+        (LAST, "L_2", "-sum(y_2 * log(softmax((h_1 @ W_hh + x_2 @ W_xh) @ W_hy)))", "missing_activation"),
+    ],
+)
+def test_each_mistake_kind_is_named(model, target, answer, code):
+    result = check(answer, target, model=model)
+    assert result.verdict == "not_equivalent", str(result)
+    assert code in codes(result), str(result)
+    assert 0.0 <= result.score < 1.0
+
+
+def test_missing_path_says_where():
+    result = check("h_1.T @ ((yhat_2 - y_2) @ W_hy.T * (1 - h_2**2))", "dL/dW_hh", model=LAST)
+    (d,) = result.diagnoses
+    assert d.message == "drops the path from L_2 back through h_1 (where the gradient reaches step 1)"
+    assert result.score == pytest.approx(0.5)
+
+
+def test_seed_3b_missing_tanh_is_explained():
+    result = check(
+        # the seed's grouping with its stray parenthesis closed where t_2( was dropped
+        r"c_2(s_2((t_1(x_1 \cdot W_{xh} + h_0 \cdot W_{hh}) \cdot W_{hh} + x_2 \cdot W_{xh}) \cdot W_{hy}))",
+        "L_2",
+        model=LAST,
+        notation=__import__("bptt_check.language", fromlist=["Notation"]).Notation.SEED,
+    )
+    assert result.verdict == "not_equivalent"
+    assert result.diagnoses[0].code == "missing_activation"
+    assert "tanh of step 2 is missing" in result.diagnoses[0].message
+
+
+def test_partial_credit_is_proportional_to_the_terms_right():
+    one_of_three = check("h_1.T @ (dL/dh_2 * (1 - h_2**2))", "dL/dW_hh")  # keeps 1 of 3 path terms
+    assert one_of_three.score == pytest.approx(1 / 3)
+    assert check("h_1.T @ (y_1 - yhat_1) + h_2.T @ (y_2 - yhat_2)", "dL/dW_hy").score == 0.0
+
+
+# -- the variant generator is its own oracle ------------------------------------------
+
+models = st.builds(
+    RNN,
+    steps=st.integers(1, 3),
+    input_size=st.integers(1, 3),
+    hidden_size=st.integers(2, 3),
+    output_size=st.integers(2, 3),
+    loss_at=st.sampled_from(["all", "last"]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=models, data=st.data())
+def test_generated_mistakes_are_diagnosed(model, data):
+    wrt = data.draw(st.sampled_from([Ref("W_hh"), Ref("W_xh"), Ref("W_hy"), Ref("h", 1)]))
+    checker = Checker(f"dL/d{wrt}", model=model)
+    variants = checker.diagnoser.variants
+    if not variants:
+        return
+    found = 0
+    for v in variants:
+        result = checker.check(to_plain(v.expr))
+        assert result.verdict != "equivalent"
+        if result.verdict == "transposed" and v.code in ("transposed_factor", "missing_transpose"):
+            found += 1
+            continue
+        # the named mistake, or one whose values are the same (an equivalent mistake)
+        same = [w.code for w in variants if checker.diagnoser._close(w.values, v.values)]
+        found += any(c in codes(result) for c in same + [v.code])
+    assert found / len(variants) >= 0.95
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=models, data=st.data())
+def test_correct_answers_are_never_called_wrong(model, data):
+    wrt = data.draw(st.sampled_from([Ref("W_hh"), Ref("W_xh"), Ref("W_hy"), Ref("h", 0)]))
+    expr = formulas.gradient(model, L_TOTAL, wrt)
+    result = check(to_plain(expr), f"dL/d{wrt}", model=model)
+    assert result.verdict == "equivalent" and not result.diagnoses
