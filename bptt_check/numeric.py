@@ -1,0 +1,407 @@
+"""The numeric truth: jax autodiff in float64, and central finite differences.
+
+This is the only module that imports jax; importing it turns on float64
+(``jax_enable_x64``). Nothing is compiled at import time: the one compiled
+function per model shape (forward pass plus vector-Jacobian products, see
+:class:`NumericRNN`) is built on first use and cached.
+
+**Forward.** One step of the recurrence (row convention, :mod:`bptt_check.model`)
+is the body of a ``jax.lax.scan`` over the T steps, so the traced program and
+the compile time do not grow with T. The compiled function works on one
+point and is called once per point: this compiles markedly faster than a
+``vmap`` over the point axis (which would also recompile for every new
+number of points), and a call costs about a millisecond.
+``L_t = -sum_k y_t[k] · log(softmax(z_t)[k])``.
+
+**Derivatives with respect to nodes.** Every node family (``a_t``, ``h_t``,
+``z_t``, ``yhat_t``, ``L_t``, ``L``) gets a perturbation input, zero at the
+point, added where the node is computed (``a_t`` before the tanh, ``h_t``
+after it, ``yhat_t`` after the softmax). ∂A/∂(node) is the derivative with
+respect to that perturbation; for a leaf it is the derivative with respect to
+the leaf's value.
+
+**Readings** (ARCHITECTURE.md). ``total`` differentiates through every path.
+``immediate`` (Pascanu et al. 2013's ∂⁺) blocks the paths through every
+hidden state ``h_s`` (s ≥ 1) whose step is neither the numerator's nor the
+denominator's step (``L`` and parameters have no step): where ``h_s`` feeds
+``z_s`` and ``a_{s+1}`` it is replaced by ``h_s + m_s·(stop_gradient(h_s) − h_s)``
+with the mask ``m_s ∈ {0, 1}`` an *argument* of the compiled function, so both
+readings share one compilation and the value is unchanged. At T = 2:
+∂h_2/∂W_hh (immediate) holds h_1 fixed; ∂L/∂h_1 (immediate) = ∂L_1/∂h_1;
+∂L_2/∂h_1 is the same under both readings.
+
+**Finite differences** (:func:`finite_differences`) use the independent numpy
+forward :func:`bptt_check.sampling.numpy_forward` and central differences.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from typing import Any, Callable, Mapping
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+
+def _enable_compilation_cache() -> None:
+    """Keep compiled programs on disk (``$BPTT_CHECK_CACHE`` or ``~/.cache/bptt_check/jax``).
+
+    A compile costs 1–2 s per model shape; with the cache, a second CLI process
+    for the same shape loads it instead. ``BPTT_CHECK_CACHE=off`` disables it.
+    """
+    where = os.environ.get("BPTT_CHECK_CACHE", str(Path.home() / ".cache" / "bptt_check" / "jax"))
+    if where.lower() in ("off", "0", "no", ""):
+        return
+    try:
+        Path(where).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # a read-only home: compile every time
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_enable_compilation_cache()
+
+import jax.numpy as jnp  # noqa: E402  (after enabling float64)
+import numpy as np  # noqa: E402
+
+from .errors import ConfigError  # noqa: E402
+from .model import L_TOTAL, RNN, Reading, Ref, squeeze_shape  # noqa: E402
+from .sampling import numpy_forward  # noqa: E402
+
+__all__ = ["NumericRNN", "finite_differences", "DEFAULT_FD_STEP"]
+
+_SHARED_K = 8
+"""Up to this max(H, O), scalar and vector numerators share one compiled function (K = max(H, O))."""
+
+_FD_BATCH = 4096
+"""At most this many perturbed forward passes are batched into one numpy forward."""
+
+DEFAULT_FD_STEP = float(np.finfo(np.float64).eps) ** (1.0 / 3.0)
+"""The default central-difference step, ε^(1/3) ≈ 6.1e-6 (ε = float64 machine epsilon).
+
+Central differences have truncation error ≈ h²·|f'''|/6 and rounding error
+≈ ε·|f|/h; their sum is smallest near h = ε^(1/3), giving an error of order
+ε^(2/3) ≈ 4e-11 relative for the O(1) values of a well-conditioned point.
+The step is scaled by ``max(1, |v|)`` for an entry of value ``v``.
+"""
+
+Arrays = dict[str, Any]
+"""Leaf values or perturbations of one model, keyed by family (see :func:`_unpack`)."""
+
+class NumericRNN:
+    """The jax truth for one model: forward values, gradients and partials at float64 points.
+
+    Every method takes ``leaves``, a mapping from every leaf of the model
+    (``model.leaves()``; ``h_0`` may be omitted when ``model.h0 == "zeros"``)
+    to a float64 array ``(P, rows, cols)``; extra refs are ignored. Results
+    are numpy float64 arrays with the point axis first.
+
+    All three methods run one compiled function, point by point: the forward
+    pass and its vector-Jacobian products with respect to every leaf and every
+    node perturbation, for a batch of K cotangents. Row ``i`` of ∂num/∂den is
+    the VJP of the unit cotangent on ``num[i]``. K = max(H, O), except that a
+    scalar numerator uses K = 1 when max(H, O) > 8 (to avoid K-fold work on
+    large models). So a model shape (T, sizes, biases) compiles once (twice
+    for large sizes), whatever the number of points, ``loss_at``, ``h0``, the
+    reading, ``num`` and ``den``: all of those are data.
+    """
+
+    def __init__(self, model: RNN) -> None:
+        self.model = model
+
+    def forward(self, leaves: Mapping[Ref, np.ndarray]) -> dict[Ref, np.ndarray]:
+        """The value of every ref of the model (leaves, h_0, a_t, h_t, z_t, yhat_t, L_t, L), (P, rows, cols)."""
+        m = self.model
+        arrs, P = _unpack(m, leaves)
+        outs, _ = self._run(arrs, P, None, _no_block(m))
+        values = {ref: np.asarray(leaves[ref], dtype=np.float64) for ref in m.leaves()}
+        values[Ref("h", 0)] = np.asarray(arrs["h0"]).reshape(P, *m.shape(Ref("h", 0)))
+        for ref in m.nodes():
+            values[ref] = np.asarray(_select(ref, outs)).reshape(P, *m.shape(ref))
+        return values
+
+    def gradients(self, leaves: Mapping[Ref, np.ndarray], of: Ref = L_TOTAL) -> dict[Ref, np.ndarray]:
+        """The (total) gradient of the scalar ``of`` (``L`` or an ``L_t``) with respect to every ref.
+
+        Keys: every leaf, ``h_0`` (also when it is zeros), and every node
+        ``a_t, h_t, z_t, yhat_t, L_t`` and ``L`` (nodes not upstream of ``of``
+        get zeros, ``of`` itself 1); each value has the ref's shape, (P, rows, cols).
+        """
+        m = self.model
+        of = self._check_ref(of)
+        if not of.is_loss:
+            raise ConfigError(f"gradients of {of} are not defined", hint="use L or a step loss L_t (a scalar)")
+        arrs, P = _unpack(m, leaves)
+        _, (g_arrs, g_perts) = self._run(arrs, P, of, _no_block(m))
+        out: dict[Ref, np.ndarray] = {}
+        for ref in m.refs():
+            store = g_arrs if _is_leaf(ref) else g_perts
+            out[ref] = np.asarray(_select(ref, store, row=0), dtype=np.float64).reshape(P, *m.shape(ref))
+        return out
+
+    def partial(
+        self,
+        num: Ref,
+        den: Ref,
+        leaves: Mapping[Ref, np.ndarray],
+        reading: Reading = "total",
+    ) -> np.ndarray:
+        """∂num/∂den at every point, shape ``(P, *squeeze(shape(num)), *squeeze(shape(den)))``.
+
+        ``num`` is any ref (a leaf gives zeros or, for ``num == den``, the
+        identity); ``den`` any ref (not upstream of ``num`` → zeros). Entry
+        ``[p, i..., j...] = ∂num[i...]/∂den[j...]`` under ``reading``.
+        """
+        m = self.model
+        num, den = self._check_ref(num), self._check_ref(den)
+        if reading not in ("total", "immediate"):
+            raise ConfigError(f"reading {reading!r} is invalid", hint="use 'total' or 'immediate'")
+        arrs, P = _unpack(m, leaves)
+        layout = squeeze_shape(m.shape(num)) + squeeze_shape(m.shape(den))
+        n_out = int(np.prod(m.shape(num)))
+        if num == den:
+            return np.broadcast_to(np.eye(n_out).reshape(layout), (P, *layout)).copy()
+        if _is_leaf(num):
+            return np.zeros((P, *layout))
+        _, (g_arrs, g_perts) = self._run(arrs, P, num, _block_mask(m, num, den, reading))
+        store = g_arrs if _is_leaf(den) else g_perts
+        rows = np.asarray(_select(den, store, row=None), dtype=np.float64)  # (P, K, *den storage)
+        return rows[:, :n_out].reshape(P, *layout)
+
+    # -- private -----------------------------------------------------------
+
+    def _check_ref(self, ref: Ref) -> Ref:
+        if ref not in self.model:
+            raise ConfigError(f"{ref} is not a name of this model ({self.model.describe()})")
+        return ref
+
+    def _run(self, arrs: Arrays, P: int, num: Ref | None, block: np.ndarray) -> tuple[Arrays, tuple[Arrays, Arrays]]:
+        """Outputs and the VJPs of the unit cotangents on ``num``'s entries (None: forward only)."""
+        m = self.model
+        K = max(m.hidden_size, m.output_size)
+        if K > _SHARED_K and (num is None or num.is_loss):
+            K = 1
+        loss_mask = np.array([1.0 if t in m.loss_steps else 0.0 for t in m.steps_range()])
+        perts, cots = _zero_perturbations(m), _cotangents(m, K, num)
+        per_point = [
+            _vjp_fn({key: v[p] for key, v in arrs.items()}, perts, block, loss_mask, cots) for p in range(P)
+        ]
+        # stack in numpy (indexing jax arrays would compile a gather per index)
+        return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *per_point)
+
+
+def finite_differences(
+    model: RNN,
+    num: Ref,
+    den: Ref,
+    leaves: Mapping[Ref, np.ndarray],
+    *,
+    step: float | None = None,
+) -> np.ndarray:
+    """Central differences of the total derivative ∂num/∂den, laid out as :meth:`NumericRNN.partial`.
+
+    For every entry ``j`` of ``den`` (a leaf's value, or a perturbation of a
+    node where it is computed), with ``s = step · max(1, |den[j]|)``::
+
+        ∂num/∂den[j] ≈ (num(den[j] + s) − num(den[j] − s)) / (2 s)
+
+    The forward is :func:`bptt_check.sampling.numpy_forward` (plain numpy,
+    independent of jax's autodiff). ``step`` defaults to
+    :data:`DEFAULT_FD_STEP` = ε^(1/3) ≈ 6.1e-6, which balances truncation
+    (∝ s²) against rounding (∝ ε/s): about 1e-10 relative error at
+    well-conditioned points.
+    """
+    if num not in model or den not in model:
+        bad = num if num not in model else den
+        raise ConfigError(f"{bad} is not a name of this model ({model.describe()})")
+    base_step = DEFAULT_FD_STEP if step is None else float(step)
+    if not base_step > 0:
+        raise ConfigError(f"finite-difference step {step!r} is invalid", hint="use a positive number")
+    values = numpy_forward(model, leaves)
+    P = values[L_TOTAL].shape[0]
+    den_shape = model.shape(den)
+    layout = squeeze_shape(model.shape(num)) + squeeze_shape(den_shape)
+    n_in = int(np.prod(den_shape))
+    center = values[den].reshape(P, n_in)
+    steps = base_step * np.maximum(1.0, np.abs(center))  # (P, n_in)
+    given = set(model.leaves()) | {Ref("h", 0)}
+    tiled = {ref: np.asarray(v, dtype=np.float64) for ref, v in leaves.items() if ref in given}
+    out = np.empty((P, int(np.prod(model.shape(num))), n_in))
+    chunk = max(1, _FD_BATCH // (2 * P))
+    for lo in range(0, n_in, chunk):
+        entries = np.arange(lo, min(n_in, lo + chunk))
+        k = len(entries)
+        # points ordered (sign, entry, point): 2·k·P forward passes in one batch
+        delta = np.zeros((2, k, P, n_in))
+        delta[0, np.arange(k), :, entries] = steps[:, entries].T
+        delta[1] = -delta[0]
+        batch = {ref: np.tile(v, (2 * k, 1, 1)) for ref, v in tiled.items()}
+        perturbation = {den: delta.reshape(2 * k * P, *den_shape)}
+        result = numpy_forward(model, batch, perturbation)[num].reshape(2, k, P, -1)
+        out[:, :, entries] = ((result[0] - result[1]) / (2.0 * steps[:, entries].T[:, :, None])).transpose(1, 2, 0)
+    return out.reshape(P, *layout)
+
+
+# -- the model as pure jax ---------------------------------------------------------
+#
+# Leaves of one point are kept in a dict ``arrs``: "W_xh" (D,H), "W_hh" (H,H),
+# "W_hy" (H,O), "b_h" (H,), "b_y" (O,) when biases are on, "x" (T,D),
+# "y" (T,O), "h0" (H,). Perturbations ``perts``: "a" (T,H), "h" (T,H),
+# "z" (T,O), "yhat" (T,O), "L" (T,), "Ltot" (). Outputs of the forward have
+# the same keys as ``perts``. Outside the compiled function, results are
+# stacked with a leading point axis P (and gradients have the cotangent axis K
+# after it).
+
+
+def _is_leaf(ref: Ref) -> bool:
+    return ref.is_parameter or ref.family in ("x", "y") or ref == Ref("h", 0)
+
+
+def _slot(ref: Ref) -> tuple[str, int | None]:
+    """Where a ref lives in ``arrs`` / ``perts`` / outputs: (key, step index or None)."""
+    if ref.is_parameter:
+        return ref.family, None
+    if ref == Ref("h", 0):
+        return "h0", None
+    if ref == L_TOTAL:
+        return "Ltot", None
+    assert ref.step is not None
+    return ref.family, ref.step - 1
+
+
+def _select(ref: Ref, store: Mapping[str, Any], row: int | None = -1) -> Any:
+    """The value of ``ref`` in a batched store (leaves in ``arrs``, nodes in outputs or perturbations).
+
+    ``row=-1``: the store has a point axis only; otherwise it also has the
+    cotangent axis K after the point axis, and ``row`` picks one (None: all).
+    """
+    key, index = _slot(ref)
+    value = store[key]
+    if row is not None and row >= 0:
+        value = value[:, row]
+    if index is None:
+        return value
+    return value[:, :, index] if row is None else value[:, index]
+
+
+def _unpack(model: RNN, leaves: Mapping[Ref, np.ndarray]) -> tuple[Arrays, int]:
+    """Batched leaf arrays (see the layout above) from (P, rows, cols) values, and P."""
+    missing = [str(r) for r in model.leaves() if r not in leaves]
+    if missing:
+        raise ConfigError(f"values missing for {', '.join(missing)}", hint="give every leaf of the model")
+    arrays = {r: np.asarray(leaves[r], dtype=np.float64) for r in model.leaves()}
+    counts = {a.shape[0] if a.ndim == 3 else -1 for a in arrays.values()}
+    P = counts.pop() if len(counts) == 1 else -1
+    bad = [str(r) for r, a in arrays.items() if a.shape != (P, *model.shape(r))]
+    if P < 1 or bad:
+        raise ConfigError(
+            f"values have the wrong shape: {', '.join(bad) or 'point counts differ'}",
+            hint="every value is an array (P, rows, cols) with the ref's shape",
+        )
+    D, H, O = model.sizes
+    T = model.steps
+    arrs: Arrays = {name: arrays[Ref(name)] for name in ("W_xh", "W_hh", "W_hy")}
+    if model.biases:
+        arrs["b_h"] = arrays[Ref("b_h")].reshape(P, H)
+        arrs["b_y"] = arrays[Ref("b_y")].reshape(P, O)
+    arrs["x"] = np.stack([arrays[Ref("x", t)].reshape(P, D) for t in model.steps_range()], axis=1)
+    arrs["y"] = np.stack([arrays[Ref("y", t)].reshape(P, O) for t in model.steps_range()], axis=1)
+    h0 = leaves.get(Ref("h", 0))
+    arrs["h0"] = np.zeros((P, H)) if h0 is None else np.asarray(h0, dtype=np.float64).reshape(P, H)
+    assert arrs["x"].shape == (P, T, D)
+    return arrs, P
+
+
+def _zero_perturbations(model: RNN, lead: tuple[int, ...] = ()) -> Arrays:
+    """Zero perturbations of one point (also the layout of the outputs), with leading axes ``lead``."""
+    _, H, O = model.sizes
+    T = model.steps
+    return {
+        "a": np.zeros((*lead, T, H)),
+        "h": np.zeros((*lead, T, H)),
+        "z": np.zeros((*lead, T, O)),
+        "yhat": np.zeros((*lead, T, O)),
+        "L": np.zeros((*lead, T)),
+        "Ltot": np.zeros(lead),
+    }
+
+
+def _no_block(model: RNN) -> np.ndarray:
+    return np.zeros(model.steps)
+
+
+def _block_mask(model: RNN, num: Ref, den: Ref, reading: Reading) -> np.ndarray:
+    """m_s = 1 where paths through h_s are blocked: immediate reading, s ∉ {num's step, den's step}."""
+    if reading == "total":
+        return _no_block(model)
+    keep = {ref.step for ref in (num, den) if ref.step is not None}
+    return np.array([0.0 if s in keep else 1.0 for s in model.steps_range()])
+
+
+def _run(arrs: Arrays, perts: Arrays, block: jax.Array, loss_mask: jax.Array) -> Arrays:
+    """The forward pass of one point (no point axis): per-step node values and the total loss.
+
+    ``block`` (T,) is the reading's mask m_s; ``loss_mask`` (T,) is 1 at the loss
+    steps. Biases are used when ``arrs`` has them; ``h_0`` is data (zeros or not).
+    """
+    W_xh, W_hh, W_hy = arrs["W_xh"], arrs["W_hh"], arrs["W_hy"]
+    b_h = arrs.get("b_h")
+    b_y = arrs.get("b_y")
+
+    def step(h_prev: jax.Array, inp: tuple[jax.Array, ...]) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        x, y, pa, ph, pz, pyhat, pl, m = inp
+        a = x @ W_xh + h_prev @ W_hh + pa
+        if b_h is not None:
+            a = a + b_h
+        h = jnp.tanh(a) + ph
+        h_out = h + m * (jax.lax.stop_gradient(h) - h)  # = h; blocks paths through h when m = 1
+        z = h_out @ W_hy + pz
+        if b_y is not None:
+            z = z + b_y
+        e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z)))
+        yhat = e / jnp.sum(e) + pyhat
+        loss = -jnp.sum(y * jnp.log(yhat)) + pl
+        return h_out, (a, h, z, yhat, loss)
+
+    xs = (arrs["x"], arrs["y"], perts["a"], perts["h"], perts["z"], perts["yhat"], perts["L"], block)
+    _, (a, h, z, yhat, loss) = jax.lax.scan(step, arrs["h0"], xs)
+    total = jnp.sum(loss * loss_mask) + perts["Ltot"]
+    return {"a": a, "h": h, "z": z, "yhat": yhat, "L": loss, "Ltot": total}
+
+
+def _cotangents(model: RNN, K: int, num: Ref | None) -> Arrays:
+    """K cotangents on the outputs (keys as ``perts``): row i is the unit vector on ``num``'s entry i."""
+    cots = _zero_perturbations(model, (K,))
+    if num is not None:
+        key, index = _slot(num)
+        if index is None:
+            cots[key][0] = 1.0
+        elif key == "L":
+            cots[key][0, index] = 1.0
+        else:
+            n = cots[key].shape[-1]
+            cots[key][np.arange(n), index, np.arange(n)] = 1.0
+    return cots
+
+
+def _outputs_and_vjps(
+    arrs: Arrays, perts: Arrays, block: jax.Array, loss_mask: jax.Array, cots: Arrays
+) -> tuple[Arrays, tuple[Arrays, Arrays]]:
+    """At one point: the outputs, and the VJPs of K cotangents w.r.t. (leaves, perturbations).
+
+    No argument has a point axis; ``cots`` has the leading axis K.
+    """
+    outs, pull = jax.vjp(lambda a, p: _run(a, p, block, loss_mask), arrs, perts)
+    return outs, jax.vmap(pull)(cots)
+
+
+_vjp_fn = jax.jit(_outputs_and_vjps)
+"""The compiled :func:`_outputs_and_vjps`. jax compiles it once per input shapes, i.e. per
+model shape (T, sizes, biases) and K: models that differ in ``loss_at`` or ``h0`` share it.
+(A ``vmap`` over the point axis took about 1.7× as long to compile, and once per point
+count; a call of this per-point program costs about 1 ms.)"""
