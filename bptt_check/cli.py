@@ -190,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     _model_options(s)
     s.set_defaults(run=_cmd_selfcheck)
+
+    from .derivations import add_verify_command
+
+    add_verify_command(sub)
     return p
 
 
@@ -212,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
