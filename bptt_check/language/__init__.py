@@ -1,1 +1,138 @@
-"""The expression language: plain and LaTeX text parsed safely into a typed, shaped AST."""
+"""The expression language: plain and LaTeX text parsed safely into a typed, shaped AST.
+
+Entry points::
+
+    parse(text, model, notation=None, syntax="auto") -> Parsed
+    parse_target(text, model, notation=None, syntax="auto") -> Target
+    to_plain(expr) / to_latex(expr) -> str
+    Notation.from_table({...}), Notation.SEED, Notation.TEXTBOOK
+
+Pipeline: :mod:`.parser` (limit pre-checks; :mod:`.lexer` tokens → lark LALR
+with ``expression.lark``) → :mod:`.resolve` (names via :mod:`.names`, sums,
+shapes, chains → :mod:`.ast`). No user text is ever evaluated: numbers become
+:class:`fractions.Fraction` from their digits, and functions come from a
+whitelist. Every failure is a :class:`~bptt_check.errors.BpttCheckError`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..errors import ConfigError, ParseError
+from ..model import RNN, Target
+from .ast import (
+    FUNCTIONS,
+    Apply,
+    Binary,
+    Call,
+    Chain,
+    Element,
+    Expr,
+    Name,
+    Neg,
+    Number,
+    Parsed,
+    Partial,
+    Power,
+    Transpose,
+    children,
+    walk,
+)
+from .names import Names, NameSpec, Notation, suggest
+from .parser import Syntax, detect_syntax, parse_raw, precheck
+from .printer import format_number, to_latex, to_plain
+from .resolve import Resolver, fmt_shape
+
+__all__ = [
+    "parse",
+    "parse_target",
+    "to_plain",
+    "to_latex",
+    "Notation",
+    "detect_syntax",
+    "format_number",
+    "fmt_shape",
+    "suggest",
+    "FUNCTIONS",
+    "Apply",
+    "Binary",
+    "Call",
+    "Chain",
+    "Element",
+    "Expr",
+    "Name",
+    "NameSpec",
+    "Neg",
+    "Number",
+    "Parsed",
+    "Partial",
+    "Power",
+    "Transpose",
+    "children",
+    "walk",
+]
+
+SyntaxChoice = Literal["auto", "plain", "latex"]
+
+
+def _run(text: str, model: RNN, notation: Notation | None, syntax: str, allow_tensor: bool) -> Parsed:
+    if not isinstance(model, RNN):
+        raise ConfigError(f"expected an RNN model, not {type(model).__name__}")
+    if notation is not None and not isinstance(notation, Notation):
+        raise ConfigError(f"notation must be a Notation, not {type(notation).__name__}", hint="use Notation.from_table({...})")
+    if syntax not in ("auto", "plain", "latex"):
+        raise ConfigError(f"syntax = {syntax!r} is invalid", hint="use 'auto', 'plain' or 'latex'")
+    text = precheck(text)
+    chosen: Syntax = detect_syntax(text) if syntax == "auto" else syntax  # type: ignore[assignment]
+    names = Names(model, notation or Notation(), text)
+    raw = parse_raw(text, chosen, names)
+    resolver = Resolver(model, names, text, chosen == "latex", raw.payloads)
+    expr, lhs = resolver.top(raw.tree, allow_tensor=allow_tensor)
+    return Parsed(expr=expr, lhs=lhs, syntax=chosen, text=text)
+
+
+def parse(
+    text: str,
+    model: RNN,
+    *,
+    notation: Notation | None = None,
+    syntax: SyntaxChoice = "auto",
+) -> Parsed:
+    """Parse an expression (or ``lhs = rhs``) into the typed, shaped AST.
+
+    ``syntax="auto"`` reads LaTeX when the text has a backslash (or a ``$``).
+    Raises a :class:`~bptt_check.errors.ExpressionError` subclass (with the
+    position) for anything that cannot be read, and
+    :class:`~bptt_check.errors.ConfigError` for invalid arguments.
+    """
+    return _run(text, model, notation, syntax, allow_tensor=False)
+
+
+def parse_target(
+    text: str,
+    model: RNN,
+    *,
+    notation: Notation | None = None,
+    syntax: SyntaxChoice = "auto",
+) -> Target:
+    """Parse a target: a partial (``dL/dW_hy``, ``dL/dW_hy[0,0]``, ``\\frac{\\partial L}{\\partial W_{hy}^{00}}``)
+    or a name (``L_2``, ``h_2[1]``)."""
+    parsed = _run(text, model, notation, syntax, allow_tensor=True)
+    hint = "a target is a partial (dL/dW_hy, dL/dW_hy[0,0]) or a name (L_2, h_2[1])"
+    if parsed.lhs is not None:
+        raise ParseError("a target cannot be an equation", text=text, position=0, hint=hint)
+    expr = parsed.expr
+    if isinstance(expr, Partial):
+        if expr.num_index is not None and model.shape(expr.num) != (1, 1):
+            raise ParseError(
+                "a target's numerator cannot be indexed",
+                text=text,
+                position=0,
+                hint="differentiate a whole node (dyhat_1/dz_1) or a scalar (dL/dW_hy[0,0])",
+            )
+        return Target(expr.num, expr.den, expr.den_index)
+    if isinstance(expr, Name):
+        return Target(expr.ref)
+    if isinstance(expr, Element) and isinstance(expr.operand, Name):
+        return Target(expr.operand.ref, None, expr.index)
+    raise ParseError("this is not a target", text=text, position=0, hint=hint)

@@ -1,0 +1,404 @@
+"""Names of the model (SPEC §3): canonical spellings, notation aliases, steps and suggestions.
+
+A name as written is read by the lexer into a :class:`NameSpec`: its *parts*
+(the base and each subscript, braces and styling removed: ``W_{hy}`` →
+``("W", "hy")``, ``\\hat{y}_{t-1}`` → ``("yhat", "t-1")``, ``h^{(t)}`` →
+``("h", "t")``) and an optional element index (``W_{hy}^{00}``). This module
+turns parts into a :class:`~bptt_check.model.Ref`:
+
+1. the whole spelling (``"_".join(parts)``) as a parameter (``W_hy``), a
+   parameter alias of the notation (``U`` → ``W_xh``) or the total loss
+   (``L``, ``L_total``; an alias of ``L`` without a step, such as the seed's
+   ``c``, is the total loss too);
+2. otherwise all parts but the last as a family (``h``, ``yhat``/``y_hat``,
+   ``L``, ``a``, ``z``, ``x``, ``y``, or a family alias such as ``t`` → ``h``)
+   and the last part as its step: a number, ``T`` (= the model's steps), a
+   summation index bound by an enclosing sum, or index ± number (``t-1``);
+3. otherwise the name is unknown, and the error suggests the nearest names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar, Mapping
+
+from ..errors import ConfigError, FileFormatError, UnknownNameError
+from ..model import L_TOTAL, PARAMETERS, RNN, Ref
+from .ast import FUNCTIONS
+from .limits import MAX_NAME_LENGTH
+
+CANONICAL_FAMILIES: tuple[str, ...] = ("h", "yhat", "L", "a", "z", "x", "y")
+"""The step families a notation alias may stand for."""
+
+FAMILY_SPELLINGS: dict[str, str] = {f: f for f in CANONICAL_FAMILIES} | {"y_hat": "yhat"}
+"""Built-in spellings of the step families (``y_hat`` is accepted for ``yhat``)."""
+
+TOTAL_LOSS_SPELLINGS = frozenset({"L", "L_total"})
+
+RESERVED = frozenset(FUNCTIONS) | {"ln", "sum", "d", "T", "yhat", "y_hat", "L_total"}
+"""Words an alias may not take: functions, the partial's ``d``, the step count ``T``."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*\Z")
+_TRAILING_STEP = re.compile(r"_([0-9]{1,4})$")
+_STEP = re.compile(r"(?:(?P<num>[0-9]{1,6})|(?P<var>[A-Za-z])(?:(?P<sign>[+-])(?P<off>[0-9]{1,6}))?)\Z")
+
+
+# ---------------------------------------------------------------------------
+# Notation tables
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notation:
+    """A table of aliases: ``alias -> canonical family or parameter name``.
+
+    Family aliases take a step (the seed's ``t_1`` is ``h_1``, ``s_2`` is
+    ``yhat_2``, ``c_1`` is ``L_1``); parameter aliases stand alone (the
+    textbook's ``U`` is ``W_xh``). Build one with :meth:`from_table` (a TOML
+    ``[notation]`` table) or use :attr:`SEED` / :attr:`TEXTBOOK`; combine two
+    with ``a | b`` (``b`` wins).
+    """
+
+    entries: tuple[tuple[str, str], ...] = ()
+
+    SEED: ClassVar["Notation"]
+    TEXTBOOK: ClassVar["Notation"]
+
+    def __post_init__(self) -> None:
+        table = dict(self.entries)
+        for alias, value in table.items():
+            problem = _alias_problem(alias, value)
+            if problem:
+                raise ConfigError(f"notation alias {alias!r}: {problem[0]}", hint=problem[1])
+        object.__setattr__(self, "entries", tuple(sorted(table.items())))
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, object], *, source: str = "") -> "Notation":
+        """Validate a ``[notation]`` table (alias = canonical name).
+
+        Raises :class:`FileFormatError` naming ``source`` and the key when a
+        source is given, else :class:`ConfigError`.
+        """
+        where = f"{source}: " if source else ""
+        if not isinstance(table, Mapping):
+            message = f"{where}[notation] must be a table of alias = name"
+            raise FileFormatError(message) if source else ConfigError(message)
+        entries: list[tuple[str, str]] = []
+        for alias, value in table.items():
+            problem = _alias_problem(alias, value)
+            if problem:
+                message = f"{where}[notation] {alias!s}: {problem[0]}"
+                if source:
+                    raise FileFormatError(message, hint=problem[1])
+                raise ConfigError(message, hint=problem[1])
+            entries.append((alias, value))  # type: ignore[arg-type]
+        return cls(tuple(entries))
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """The table as a fresh dict."""
+        return dict(self.entries)
+
+    def get(self, alias: str) -> str | None:
+        for key, value in self.entries:
+            if key == alias:
+                return value
+        return None
+
+    def __or__(self, other: "Notation") -> "Notation":
+        return Notation(tuple((self.aliases | other.aliases).items()))
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def _alias_problem(alias: object, value: object) -> tuple[str, str] | None:
+    """Why ``alias = value`` is not a valid notation entry, as (message, hint), or None."""
+    targets = CANONICAL_FAMILIES + PARAMETERS
+    if not isinstance(alias, str) or not _IDENTIFIER.match(alias):
+        return ("an alias must be an identifier", "letters and digits, parts joined by _ (t, s, U, W_in)")
+    if not isinstance(value, str):
+        return (f"the value must be a name, not {type(value).__name__}", f"one of {', '.join(targets)}")
+    if value not in targets:
+        close = difflib.get_close_matches(value, targets, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(targets)}"
+        return (f"{value!r} is not a canonical family or parameter", hint)
+    if alias in RESERVED:
+        return ("this word is reserved", "functions, sum, d (of dA/dB) and T cannot be aliases")
+    if (alias in FAMILY_SPELLINGS and FAMILY_SPELLINGS[alias] != value) or (
+        alias in PARAMETERS and alias != value
+    ):
+        return (f"{alias} is already a canonical name", f"{alias} cannot stand for {value}")
+    return None
+
+
+Notation.SEED = Notation((("t", "h"), ("s", "yhat"), ("c", "L")))
+"""The seed homework's names: ``t`` tanh output (h), ``s`` softmax output (yhat), ``c`` cross-entropy (L)."""
+
+Notation.TEXTBOOK = Notation(
+    (("U", "W_xh"), ("W", "W_hh"), ("V", "W_hy"), ("b", "b_h"), ("c", "b_y"), ("o", "z"))
+)
+"""Goodfellow et al., *Deep Learning* §10.2: U, W, V, b, c and the logits o_t."""
+
+
+# ---------------------------------------------------------------------------
+# Names as written
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NameSpec:
+    """A name as written: its parts, an optional element index, and where it is in the text."""
+
+    parts: tuple[str, ...]
+    index: tuple[int, ...] | None
+    start: int
+    end: int
+
+    @property
+    def spelling(self) -> str:
+        """The normalized spelling (``W_{hy}`` → ``W_hy``, ``h_{t - 1}`` → ``h_{t-1}``), used in messages and lookups."""
+        return "_".join(p if p.isascii() and p.isalnum() else "{" + p + "}" for p in self.parts)
+
+    @property
+    def display(self) -> str:
+        if self.index is None:
+            return self.spelling
+        return f"{self.spelling}[{','.join(map(str, self.index))}]"
+
+
+# ---------------------------------------------------------------------------
+# Resolution
+# ---------------------------------------------------------------------------
+
+
+class Names:
+    """Resolves the names of one text against a model and a notation table."""
+
+    def __init__(self, model: RNN, notation: Notation, text: str) -> None:
+        self.model = model
+        self.notation = notation
+        self.text = text
+        self._cache: dict[tuple[object, ...], Ref | None] = {}
+        self._families = dict(FAMILY_SPELLINGS)
+        self._parameters = {p: p for p in PARAMETERS}
+        for alias, value in notation.entries:
+            if value in CANONICAL_FAMILIES:
+                self._families[alias] = value
+            else:
+                self._parameters[alias] = value
+
+    def is_base(self, word: str) -> bool:
+        """Whether ``word`` alone is a family, a parameter or an alias (used to read ``delta_1/dW``)."""
+        return word in self._families or word in self._parameters or word in TOTAL_LOSS_SPELLINGS
+
+    def check(self, spec: NameSpec) -> None:
+        """Check what can be checked without knowing the summation indices (the lexer calls this)."""
+        self.resolve(spec, None)
+
+    def resolve(self, spec: NameSpec, env: Mapping[str, int] | None) -> Ref | None:
+        """The Ref a name stands for.
+
+        ``env`` maps the summation indices in scope to their current values.
+        With ``env=None`` (a static check) a name whose step uses an index is
+        checked as far as possible and None is returned.
+        """
+        key = (spec.parts, None if env is None else tuple(sorted(env.items())))
+        if key in self._cache:
+            return self._cache[key]
+        ref = self._resolve(spec, env)
+        self._cache[key] = ref
+        return ref
+
+    def _resolve(self, spec: NameSpec, env: Mapping[str, int] | None) -> Ref | None:
+        parts = spec.parts
+        full = spec.spelling
+        family_of_total = self._families.get(full)
+        if full in TOTAL_LOSS_SPELLINGS or family_of_total == "L":
+            return L_TOTAL
+        if full in self._parameters:
+            ref = Ref(self._parameters[full])
+            if ref not in self.model:
+                raise UnknownNameError(
+                    f"{full} is not a name of this model: it has no biases"
+                    + (f" ({full} = {ref})" if full != str(ref) else ""),
+                    text=self.text,
+                    position=spec.start,
+                    hint="enable biases in the model (RNN(biases=True), or biases = true in [model])",
+                )
+            return ref
+        if len(parts) >= 2:
+            family_text = "_".join(parts[:-1])
+            family = self._families.get(family_text)
+            if family is not None:
+                step = self._step(spec, family_text, parts[-1], env)
+                if step is None:
+                    return None
+                ref = Ref(family, step)
+                if ref not in self.model:
+                    raise self._out_of_range(spec, family_text, family, step, env)
+                return ref
+        if len(parts) == 1 and parts[0] in self._families:
+            family = self._families[parts[0]]
+            low = 0 if family == "h" else 1
+            raise UnknownNameError(
+                f"{full} needs a step",
+                text=self.text,
+                position=spec.start,
+                hint=f"write {full}_{low} … {full}_{self.model.steps}, or {full}_t inside a sum over t",
+            )
+        if env is not None and len(parts) == 1 and parts[0] in env:
+            raise UnknownNameError(
+                f"{full} is the index of a sum, not a value",
+                text=self.text,
+                position=spec.start,
+                hint=f"use it as a step in a subscript, e.g. h_{full}",
+            )
+        raise self._unknown(spec)
+
+    # -- steps -------------------------------------------------------------
+
+    def _step(self, spec: NameSpec, family_text: str, text: str, env: Mapping[str, int] | None) -> int | None:
+        m = _STEP.match(text)
+        if m is None:
+            raise UnknownNameError(
+                f"{clip(spec.spelling)}: {clip(text)!r} is not a step",
+                text=self.text,
+                position=spec.start,
+                hint=f"a step is a number 1..{self.model.steps}, T, or a sum's index (h_t, h_{{t-1}})",
+            )
+        if m.group("num") is not None:
+            return int(m.group("num"))
+        var = m.group("var")
+        offset = int(m.group("off") or 0) * (-1 if m.group("sign") == "-" else 1)
+        if env is not None and var in env:
+            return env[var] + offset
+        if var == "T":
+            return self.model.steps + offset
+        if env is None:
+            return None
+        raise UnknownNameError(
+            f"{spec.spelling}: the step {var} is not bound here",
+            text=self.text,
+            position=spec.start,
+            hint=f"write a step 1..{self.model.steps}, or use {spec.spelling} inside sum_{{{var}=1}}^{{T}} (...)",
+        )
+
+    def _out_of_range(
+        self, spec: NameSpec, family_text: str, family: str, step: int, env: Mapping[str, int] | None
+    ) -> UnknownNameError:
+        T = self.model.steps
+        low = 0 if family == "h" else 1
+        shown = f"{family_text}_{step}"
+        alias = f" (= {family}_{step})" if family_text != family else ""
+        where = ""
+        if shown != spec.spelling:
+            bound = ", ".join(f"{k} = {v}" for k, v in sorted((env or {}).items()))
+            where = f" ({spec.spelling}{' with ' + bound if bound else ''})"
+        return UnknownNameError(
+            f"{shown}{alias}{where} is not a step of this model: {family_text} has steps {low}..{T} "
+            f"({family_text}_{low} … {family_text}_{T}, T={T})",
+            text=self.text,
+            position=spec.start,
+            hint="only h has a step 0 (h_0, the initial state)" if step == 0 else f"the model has T={T} steps",
+        )
+
+    # -- unknown names -------------------------------------------------------
+
+    def _unknown(self, spec: NameSpec) -> UnknownNameError:
+        word = spec.spelling
+        if len(word) > MAX_NAME_LENGTH:
+            return UnknownNameError(
+                f"unknown name {word[:MAX_NAME_LENGTH]}… ({len(word)} characters)",
+                text=self.text,
+                position=spec.start,
+                hint="names are short: W_hy, h_1, yhat_t, L",
+            )
+        close = suggest(word, _candidates(self.model, self.notation, _step_hint(word)))
+        if close:
+            hint = f"did you mean {close[0]}?"
+            if len(close) > 1:
+                hint += f" (also close: {', '.join(close[1:])})"
+        else:
+            hint = (
+                "known names: W_xh W_hh W_hy, x_t y_t h_t a_t z_t yhat_t L_t (t = 1..T), h_0, L"
+                + (", and the notation's aliases " + " ".join(a for a, _ in self.notation.entries) if self.notation else "")
+            )
+        if word.startswith("d") and len(word) > 1 and self.is_base(spec.parts[0][1:]):
+            hint = f"a partial is written with both d's: d{word[1:]}/dW_hy, or d({word[1:]})/d(W_hy)"
+        return UnknownNameError(f"unknown name {word}", text=self.text, position=spec.start, hint=hint)
+
+
+def clip(text: str, limit: int = MAX_NAME_LENGTH) -> str:
+    """``text`` shortened for a message."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _step_hint(word: str) -> int | None:
+    m = _TRAILING_STEP.search(word)
+    return int(m.group(1)) if m else None
+
+
+@lru_cache(maxsize=64)
+def _candidates(model: RNN, notation: Notation, step_hint: int | None) -> tuple[str, ...]:
+    """Every concrete name worth suggesting: the model's names, the aliases at their steps, functions."""
+    T = model.steps
+    steps = set(range(0, min(T, 6) + 1)) | set(range(max(0, T - 2), T + 1))
+    if step_hint is not None and 0 <= step_hint <= T:
+        steps.add(step_hint)
+    out: list[str] = [str(r) for r in model.refs() if r.step is None or r.step in steps]
+    out.append("L_total")
+    for alias, value in notation.entries:
+        if value in CANONICAL_FAMILIES:
+            low = 0 if value == "h" else 1
+            out += [f"{alias}_{s}" for s in sorted(steps) if s >= low]
+        elif Ref(value) in model:
+            out.append(alias)
+    out += list(FUNCTIONS)
+    return tuple(dict.fromkeys(out))
+
+
+_KEYBOARD = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+_KEY_POS = {ch: (r, c + 0.5 * r) for r, row in enumerate(_KEYBOARD) for c, ch in enumerate(row)}
+
+
+def _keyboard_bonus(a: str, b: str) -> float:
+    """How likely typing ``a`` for ``b`` is a slip of the finger: same-row neighbours most, then diagonal ones."""
+    pa, pb = _KEY_POS.get(a.lower()), _KEY_POS.get(b.lower())
+    if pa is None or pb is None:
+        return 0.0
+    if pa[0] == pb[0] and abs(pa[1] - pb[1]) == 1:
+        return 0.05
+    if abs(pa[0] - pb[0]) == 1 and abs(pa[1] - pb[1]) <= 1.0:
+        return 0.03
+    return 0.0
+
+
+def suggest(word: str, candidates: tuple[str, ...] | list[str], n: int = 3) -> list[str]:
+    """The candidates nearest to ``word``, best first.
+
+    difflib's similarity ratio, with two tie-breakers a typist would expect: a
+    difference only in letter case ranks first, and a single substituted
+    letter that sits next to the intended one on a QWERTY keyboard ranks above
+    other single substitutions, a same-row neighbour (``W_hu`` for ``W_hy``)
+    above a diagonal one (``W_hh``).
+    """
+    scored: list[tuple[float, str]] = []
+    for cand in candidates:
+        ratio = difflib.SequenceMatcher(None, word, cand).ratio()
+        if word.lower() == cand.lower():
+            ratio += 0.3
+        elif len(word) == len(cand):
+            diffs = [(x, y) for x, y in zip(word, cand) if x != y]
+            if len(diffs) == 1:
+                ratio += _keyboard_bonus(*diffs[0])
+        if ratio >= 0.6:
+            scored.append((-ratio, cand))
+    scored.sort()
+    return [c for _, c in scored[:n]]
