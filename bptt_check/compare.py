@@ -29,7 +29,7 @@ import numpy as np
 
 from .diagnose import Diagnoser
 from .errors import BpttCheckError, BudgetExceeded, ExpressionError, InternalError, ShapeError
-from .evaluate import Deadline, evaluate
+from .evaluate import Deadline, Mode, evaluate
 from .exact import PRIME, NoExactForm, max_degree, residues
 from .language import Notation, parse, parse_target
 from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
@@ -132,7 +132,11 @@ class Checker:
             )
             return self.invalid(text, err)
         ambiguous = self._ambiguous_partials(expr)
-        readings: tuple[Reading, ...] = ("total", "immediate") if ambiguous else ("total",)
+        readings: tuple[Mode, ...] = ("total",)
+        if ambiguous:
+            readings = ("total", "immediate")
+            if len({p.den.is_parameter for p in ambiguous}) == 2:
+                readings += ("mixed",)  # differs from both only when both kinds are present
         try:
             outcomes = {r: self._numeric(expr, r, deadline) for r in readings}
         except BudgetExceeded as err:
@@ -187,18 +191,22 @@ class Checker:
         diagnoses: tuple[Diagnosis, ...] = ()
         other = [r for r in readings if right[r]]
         if other:
+            how = {
+                "total": "right only if the ambiguous partials are read as total derivatives",
+                "immediate": "right only if the ambiguous partials are read as immediate derivatives",
+                "mixed": "right only under the textbook reading (partials with respect to parameters"
+                " immediate, with respect to states total)",
+            }[other[0]]
             diagnoses = (
-                Diagnosis(
-                    "wrong_reading",
-                    f"right only if the ambiguous partials are read as {other[0]} derivatives;"
-                    f" the {self._policy_reading()} reading is required here",
-                ),
+                Diagnosis("wrong_reading", f"{how}; the {self._policy_reading()} reading is required here"
+                          " (a grader may accept either with --reading either)"),
             )
         finding = self.diagnoser.diagnose(outcome.values) if cx is not None else None
         score = 0.0
         if finding is not None:
             diagnoses += finding.diagnoses
             score = finding.score
+        diagnoses += self._zero_partials(expr)
         msg = f"the answer is not {self.target}"
         if finding is not None and finding.diagnoses:
             msg += ": it " + finding.diagnoses[0].message
@@ -245,17 +253,26 @@ class Checker:
                 seen.setdefault((node.num, node.den), node)
         return tuple(seen.values())
 
+    def _zero_partials(self, expr: Expr) -> tuple[Diagnosis, ...]:
+        """Partials that are identically zero because no path leads from the denominator to the numerator."""
+        out: dict[str, Diagnosis] = {}
+        for node in walk(expr):
+            if isinstance(node, Partial) and node.num != node.den and not self.truth.symbolic.paths(node.num, node.den):
+                name = f"∂{node.num}/∂{node.den}"
+                out.setdefault(name, Diagnosis("zero_partial", f"{name} is zero: {node.num} does not depend on {node.den}"))
+        return tuple(out.values())
+
     def _policy_reading(self) -> Reading:
         return "immediate" if self.settings.reading == "immediate" else "total"
 
-    def _credited(self, right: dict[Reading, bool]) -> Reading | None:
+    def _credited(self, right: dict[Mode, bool]) -> Mode | None:
         policy = self.settings.reading
         if policy == "either":
-            return next((r for r in ("total", "immediate") if right.get(r)), None)
+            return next((r for r in ("total", "immediate", "mixed") if right.get(r)), None)
         r: Reading = "immediate" if policy == "immediate" and "immediate" in right else "total"
         return r if right.get(r) else None
 
-    def _numeric(self, expr: Expr, reading: Reading, deadline: Deadline) -> Outcome:
+    def _numeric(self, expr: Expr, reading: Mode, deadline: Deadline) -> Outcome:
         value = evaluate(expr, self.truth.float_backend(), reading, deadline)
         if value.shape != self.expected.shape:
             return Outcome(False, float("inf"), None, value)
@@ -269,7 +286,7 @@ class Checker:
         return Outcome(not bad.any(), max_err, (int(worst[0]), tuple(int(i) for i in worst[1:])), value)
 
     def _exact(
-        self, expr: Expr, reading: Reading, deadline: Deadline, *, transpose: bool
+        self, expr: Expr, reading: Mode, deadline: Deadline, *, transpose: bool
     ) -> tuple[bool | None, float | None]:
         """True: proved identical; False: the residues differ; None: no exact form (``self._no_proof`` says why)."""
         self._no_proof = ""
@@ -335,8 +352,14 @@ class Checker:
             point=self.truth.describe_point(i),
         )
 
-    def _reading_notes(self, ambiguous: tuple[Partial, ...], right: dict[Reading, bool]) -> list[ReadingResult]:
+    def _reading_notes(self, ambiguous: tuple[Partial, ...], right: dict[Mode, bool]) -> list[ReadingResult]:
         notes = []
+        if right.get("mixed") and not right.get("total"):
+            notes.append(ReadingResult(
+                "textbook", False, False,
+                "right under the textbook reading: each partial with respect to a parameter is immediate"
+                " (∂⁺, the other steps' states held fixed) and each with respect to a state is total",
+            ))
         sym = self.truth.symbolic
         for p in ambiguous:
             name = f"∂{p.num}/∂{p.den}"
@@ -350,8 +373,10 @@ class Checker:
                 msg = f"right if {name} is the total derivative; with the immediate reading it misses the path through {through}"
             elif i_ok and not t_ok:
                 msg = f"right if {name} is the immediate derivative (paths through {through} held fixed); with the total reading it counts them twice or wrongly"
-            else:
+            elif t_ok and i_ok:
                 msg = f"right under either reading of {name}"
+            else:
+                continue
             notes.append(ReadingResult(name, t_ok, i_ok, msg))
         return notes
 

@@ -346,7 +346,7 @@ class Diagnoser:
             h = Ref("h", k)
             mutations.append(_Mutation(
                 "missing_activation",
-                f"the tanh of step {k} is missing: h_{k} = tanh(a_{k}) is written as a_{k}",
+                f"leaves out the tanh of step {k}: the tanh of step {k} is missing, a_{k} stands where h_{k} = tanh(a_{k}) belongs",
                 lambda n, h=h: n.arg if isinstance(n, Apply) and n.node == h else None,
             ))
             mutations.append(_Mutation(
@@ -381,16 +381,18 @@ class Diagnoser:
         """Diagnoses and partial credit for an answer's float values (P, *target shape)."""
         if answer.shape != self.expected.shape or not np.all(np.isfinite(answer)):
             return Finding((), 0.0)
+        if np.all(np.abs(answer) <= self.atol):
+            return Finding((Diagnosis("zero_answer", "is zero at every sample point, and the gradient is not"),), 0.0)
+        if self.target.index is not None:
+            entry = self._other_entry(answer)
+            if entry is not None:
+                return entry
         by_terms = self._by_terms(answer) if self.terms else None
         if by_terms is not None:
             return by_terms
         for v in self.variants:
             if self._close(answer, v.values):
                 return Finding((Diagnosis(v.code, v.message),), v.score)
-        if self.target.index is not None:
-            swapped = self._swapped_index(answer)
-            if swapped is not None:
-                return swapped
         return Finding((), 0.0)
 
     def _by_terms(self, answer: np.ndarray) -> Finding | None:
@@ -465,15 +467,18 @@ class Diagnoser:
                 out.append(Diagnosis("missing_term", f"drops the term of {t.description}"))
         return out
 
-    def _swapped_index(self, answer: np.ndarray) -> Finding | None:
+    def _other_entry(self, answer: np.ndarray) -> Finding | None:
+        """An element answer that is another entry of the gradient (swapped indices, wrong column)."""
         assert self.target.wrt is not None and self.target.index is not None
-        r, c = self.target.index
-        shape = self.model.shape(self.target.wrt)
-        if c >= shape[0] or r >= shape[1] or (r, c) == (c, r):
+        if not self.target.of.is_loss:
             return None
-        other = Target(self.target.of, self.target.wrt, (c, r))
-        full = formulas.gradient(self.model, self.target.of, self.target.wrt)
-        v = evaluate(full, self._backend)[:, c : c + 1, r : r + 1]
-        if self._close(answer, v):
-            return Finding((Diagnosis("swapped_index", f"is the entry {other} (indices swapped), not {self.target}"),), 0.0)
+        full = evaluate(formulas.gradient(self.model, self.target.of, self.target.wrt), self._backend)
+        r, c = self.target.index
+        for i in range(full.shape[1]):
+            for j in range(full.shape[2]):
+                if (i, j) != (r, c) and self._close(answer, full[:, i : i + 1, j : j + 1]):
+                    other = Target(self.target.of, self.target.wrt, (i, j))
+                    code = "swapped_index" if (i, j) == (c, r) else "wrong_entry"
+                    how = "indices swapped" if code == "swapped_index" else "the wrong entry"
+                    return Finding((Diagnosis(code, f"is the entry {other} ({how}), not {self.target}"),), 0.0)
         return None

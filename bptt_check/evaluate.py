@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Literal, Mapping, Protocol
 
 import numpy as np
 
@@ -38,6 +38,17 @@ from .language.ast import (
 from .model import Reading, Ref, squeeze_shape
 
 PartialSource = Callable[[Ref, Ref, Reading], np.ndarray]
+Mode = Literal["total", "immediate", "mixed"]
+"""How an answer's partials are read: every one total, every one immediate, or
+``mixed`` — the textbook convention: partials with respect to a parameter
+immediate (∂a_t/∂W_hh holds h_{t-1} fixed), all others total (∇_{h_t} L)."""
+
+
+def reading_of(mode: Mode, den: Ref) -> Reading:
+    """The reading of one partial ∂·/∂den under an evaluation mode."""
+    if mode == "mixed":
+        return "immediate" if den.is_parameter else "total"
+    return mode
 
 
 class Backend(Protocol):
@@ -130,13 +141,13 @@ class Deadline:
             raise BudgetExceeded(f"{what} ran past its budget of {self.seconds:g} s", hint="simplify the expression")
 
 
-def evaluate(expr: Expr, backend: Backend, reading: Reading = "total", deadline: Deadline | None = None) -> np.ndarray:
+def evaluate(expr: Expr, backend: Backend, reading: Mode = "total", deadline: Deadline | None = None) -> np.ndarray:
     """The value of ``expr`` at every point: an array ``(P, *expr.shape)``."""
     return _Evaluator(backend, reading, deadline or Deadline(None)).eval(expr)
 
 
 class _Evaluator:
-    def __init__(self, backend: Backend, reading: Reading, deadline: Deadline) -> None:
+    def __init__(self, backend: Backend, reading: Mode, deadline: Deadline) -> None:
         self.b = backend
         self.reading = reading
         self.deadline = deadline
@@ -303,7 +314,7 @@ class _Evaluator:
 
     def _tensor(self, node: Partial) -> np.ndarray:
         """The Jacobian tensor of a partial, its indexed axes selected: (P, *sq(num') + sq(den'))."""
-        t = self.b.partial(node.num, node.den, self.reading)
+        t = self.b.partial(node.num, node.den, reading_of(self.reading, node.den))
         num_shape = self._ref_shape(node.num)
         den_shape = self._ref_shape(node.den)
         sn, sd = squeeze_shape(num_shape), squeeze_shape(den_shape)
