@@ -346,7 +346,7 @@ class Diagnoser:
             h = Ref("h", k)
             mutations.append(_Mutation(
                 "missing_activation",
-                f"leaves out the tanh of step {k}: the tanh of step {k} is missing, a_{k} stands where h_{k} = tanh(a_{k}) belongs",
+                f"is missing the tanh of step {k}: a_{k} stands where h_{k} = tanh(a_{k}) belongs",
                 lambda n, h=h: n.arg if isinstance(n, Apply) and n.node == h else None,
             ))
             mutations.append(_Mutation(

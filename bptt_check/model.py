@@ -245,7 +245,8 @@ class RNN:
         if self.h0 == "zeros":
             extras.append("h_0 = 0")
         tail = f", {', '.join(extras)}" if extras else ""
-        return f"T={self.steps}, D={D}, H={H}, O={O}, loss at {self.loss_at} steps{tail}"
+        where = "every step" if self.loss_at == "all" else "the last step only"
+        return f"T={self.steps}, D={D}, H={H}, O={O}, loss at {where}{tail}"
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def test_seed_3b_missing_tanh_is_explained():
     )
     assert result.verdict == "not_equivalent"
     assert result.diagnoses[0].code == "missing_activation"
-    assert "tanh of step 2 is missing" in result.diagnoses[0].message
+    assert "is missing the tanh of step 2" in result.diagnoses[0].message
 
 
 def test_partial_credit_is_proportional_to_the_terms_right():
