@@ -145,6 +145,10 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     lines += ["", "per path:"]
     for term in paths:
         lines.append(f"  [{term.description}]  {show(term.expr)}")
+    if args.format == "chain":
+        lines += ["", "per path, as chains of partials (each ∂ read as the immediate derivative ∂⁺):"]
+        for label, chain in formulas.chains(model, of, wrt):
+            lines.append(f"  [{label}]  {to_plain(chain)}")
     print("\n".join(lines))
     return EXIT_OK
 

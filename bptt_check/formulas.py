@@ -278,3 +278,38 @@ def forward(model: RNN, ref: Ref) -> Expr:
     if ref.family == "L":
         return Apply(ref, forward(model, Ref("yhat", t)), (1, 1))
     raise ValueError(f"no forward formula for {ref}")
+
+
+def chains(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[str, Expr], ...]:
+    """Each path of ∂of/∂wrt as a chain of partials between adjacent nodes.
+
+    ``dL/dL_2 * dL_2/dz_2 * dz_2/dh_2 * dh_2/da_2 * da_2/dh_1 * dh_1/da_1 * da_1/dW_hh``
+    is the path from L_2 back through h_1. The last factor of a recurrent
+    parameter (``da_2/dW_hh``) is ambiguous: the chains are right with each
+    partial read as the immediate derivative (∂⁺), the textbook reading.
+    """
+    from .language.ast import Chain
+
+    b = Builder(model)
+    out: list[tuple[str, Expr]] = []
+    for term in terms(model, of, wrt):
+        s, k = term.loss_step, term.step
+        nodes: list[Ref] = ([of] if of == L_TOTAL else []) + [Ref("L", s), Ref("z", s)]
+        if wrt.family in ("W_hy", "b_y"):
+            nodes.append(wrt)
+        else:
+            nodes += [Ref("h", s), Ref("a", s)]
+            for j in range(s - 1, k - 1, -1):
+                nodes += [Ref("h", j), Ref("a", j)]
+            if wrt.family == "h":
+                nodes = nodes[: nodes.index(wrt) + 1] if wrt in nodes else nodes + [wrt]
+            elif wrt != nodes[-1]:
+                nodes.append(wrt)
+        factors = tuple(b.partial(num, den) for num, den in zip(nodes, nodes[1:]))
+        if len(factors) == 1:
+            out.append((term.description, factors[0]))
+            continue
+        first, last = factors[0], factors[-1]
+        ns, ds = model.shape(first.num), model.shape(last.den)
+        out.append((term.description, Chain(factors, jacobian_shape(ns, ds), squeeze_shape(ns) + squeeze_shape(ds))))
+    return tuple(out)

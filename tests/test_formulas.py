@@ -68,3 +68,13 @@ def test_forward_unrolls_to_the_leaves():
         assert np.allclose(got, truth.values[ref], rtol=1e-12)
         exact = evaluate(formulas.forward(model, ref), truth.exact_backend())
         assert np.all(residues(exact) == residues(truth.exact.values[ref]))
+
+
+@pytest.mark.parametrize("model", MODELS[:4], ids=lambda m: m.describe())
+def test_chains_of_partials_are_right_under_the_immediate_reading(model):
+    from bptt_check.compare import check
+    from bptt_check.language import to_plain
+
+    for wrt in (Ref("W_hh"), Ref("W_xh"), Ref("W_hy"), Ref("h", 0), Ref("x", 1)):
+        text = " + ".join(to_plain(c) for _, c in formulas.chains(model, L_TOTAL, wrt))
+        assert check(text, f"dL/d{wrt}", model=model, reading="immediate").verdict == "equivalent", text
