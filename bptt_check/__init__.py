@@ -13,7 +13,8 @@ answers to one target; a :class:`Grader` adds rubrics and batches;
 :mod:`bptt_check.testing` checks your own BPTT code with hypothesis.
 """
 
-from .compare import Checker, Settings, check
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BpttCheckError,
     BudgetExceeded,
@@ -27,9 +28,41 @@ from .errors import (
     ShapeError,
     UnknownNameError,
 )
-from .language import Notation, parse, parse_target, to_latex, to_plain
 from .model import RNN, Ref, Target
-from .results import CheckResult, Counterexample, Diagnosis, Evidence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .compare import Checker, Settings, check
+    from .language import Notation, parse, parse_target, to_latex, to_plain
+    from .results import CheckResult, Counterexample, Diagnosis, Evidence
+
+# The engine pulls in sympy and lark; load it on first use so that
+# `import bptt_check` (and the pytest plugin) stays cheap.
+_LAZY = {
+    "check": "compare",
+    "Checker": "compare",
+    "Settings": "compare",
+    "Notation": "language",
+    "parse": "language",
+    "parse_target": "language",
+    "to_plain": "language",
+    "to_latex": "language",
+    "CheckResult": "results",
+    "Counterexample": "results",
+    "Diagnosis": "results",
+    "Evidence": "results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bptt_check' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "check",

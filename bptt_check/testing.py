@@ -1,0 +1,1248 @@
+"""Property-based tests of your own BPTT code: hypothesis strategies and ``assert_gradients_match`` (SPEC §6).
+
+A student's ``rnn_backward`` (CS231n) or ``lossFun`` (min-char-rnn) is usually
+checked with a handful of random finite differences and a printed relative
+error. This module gives it a real test::
+
+    from bptt_check import RNN
+    from bptt_check.testing import assert_gradients_match, models
+
+    def my_gradients(params, xs, ys, h0):       # your code, wrapped
+        loss, grads = my_lossFun(params["Wxh"], ...)
+        return loss, {"dWxh": grads[0], ...}
+
+    assert_gradients_match(my_gradients, models(biases=True, loss_at="all"),
+                           names={"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"},
+                           layout="column")
+
+It runs your function over hypothesis-generated cases, compares every returned
+gradient with the jax truth (cross-checked against the sympy truth for small
+models), and on a mismatch shrinks to the smallest failing model and sequence
+and raises an :class:`AssertionError` naming the parameter, the worst entry,
+the three values, the tolerance rule and — from the diagnosis engine — the
+most likely mistake.
+
+**The model** (SPEC §2): ``a_t = x_t @ W_xh + h_{t-1} @ W_hh (+ b_h)``,
+``h_t = tanh(a_t)``, ``z_t = h_t @ W_hy (+ b_y)``, ``yhat_t = softmax(z_t)``,
+``L_t = -sum_k y_t[k] log yhat_t[k]``, ``L = sum of L_t over the loss steps``
+(every step, or the last one only). The column layout is the same model
+written with column vectors, ``a_t = W_xh' x_t + W_hh' h_{t-1} + b_h'`` with
+``W' = W.T`` (min-char-rnn, Goodfellow et al. §10.2).
+
+**The contract of ``fn(params, xs, ys, h0)``** (arrays are float64 copies;
+``T`` steps, sizes ``D, H, O``):
+
+==========  ===================  ======================
+argument    ``layout="row"``     ``layout="column"``
+==========  ===================  ======================
+``W_xh``    (D, H)               (H, D)
+``W_hh``    (H, H)               (H, H)  (= W_hh.T)
+``W_hy``    (H, O)               (O, H)
+``b_h``     (H,)                 (H, 1)
+``b_y``     (O,)                 (O, 1)
+``xs``      (T, D)               (T, D, 1)
+``ys``      (T, O)               (T, O, 1)
+``h0``      (H,)                 (H, 1)
+==========  ===================  ======================
+
+``params`` is keyed by your names (``names`` maps them to ours; unmapped
+parameters keep the canonical names), and holds the biases only when the model
+has them. ``ys[t]`` is a target distribution (one-hot or soft, summing to 1);
+``h0`` is zeros when the model says ``h0="zeros"``. ``fn`` returns a dict of
+gradients — keyed by your names, our names, or either with a ``d`` prefix
+(``dWxh``) — each of the shape of its parameter (a vector may come as (n,),
+(1, n) or (n, 1)); or ``(loss, grads)`` (or ``(grads, loss)``, or a ``"loss"``
+key in the dict). Every parameter of the model must have a gradient. The
+inputs may have one too: ``dh0`` (also ``dh_0``, ``dhprev``, ``dprev_h``) is
+checked against dL/dh_0 and ``dx`` (also ``dxs``) against dL/dx_t for every
+step, in the shapes of ``h0`` and ``xs``.
+
+**Well-conditioned by construction.** Every entry is ``±(k/10)·s`` with
+``k ∈ 1..10`` (never zero), ``s`` the family's scale:
+
+=========  ===============  =============================================
+value      scale ``s``      why
+=========  ===============  =============================================
+``W_xh``   0.5 / D          ``|x_t @ W_xh| ≤ 0.5`` per entry
+``W_hh``   0.5 / H          ``|h_{t-1} @ W_hh| ≤ 0.5`` (since ``|h| < 1``)
+``b_h``    0.5
+``W_hy``   1.5 / H          ``|z_t| ≤ 2``: no saturated softmax
+``b_y``    0.5
+``x_t``    1
+``h_0``    0.9              like a tanh output
+=========  ===============  =============================================
+
+so every pre-activation has ``|a_t[j]| ≤ 1.5`` (``tanh' ≥ 0.18``) without any
+``.filter()``. Targets are one-hot (a class per step) or soft
+(``w / sum(w)`` with integer weights ``w_k ∈ 1..9``, so every entry ≥ 1/(9O-8)).
+Shrinking goes to fewer steps, smaller sizes, the first loss setting
+(``"all"``), ``h_0`` an input, no biases, one-hot targets of class 0 and
+positive entries whose magnitudes follow a fixed pattern (0.1, 0.4, 0.7, 1.0,
+0.3, … times the scale), so that even the shrunk case is not degenerate.
+
+**The truths.** jax (:class:`~bptt_check.numeric.NumericRNN`, float64) gives
+every gradient. To compile once for many model shapes, the model is embedded
+exactly in a padded one (steps and sizes rounded up to a bucket: zero weights
+and inputs into and out of the padding, zero targets at non-loss steps, which
+contribute zero loss and zero gradient, and padded classes at logit −600, whose
+softmax mass is below float64 resolution). For small models (T ≤
+:data:`SYMPY_MAX_STEPS`, every size ≤ :data:`SYMPY_MAX_SIZE`) the sympy truth
+(:class:`~bptt_check.symbolic.SymbolicRNN`, unpadded) is evaluated too and the
+two must agree to ``TRUTHS_RTOL``; a disagreement is an
+:class:`~bptt_check.errors.InternalError`, never a verdict.
+
+**The tolerance rule.** A gradient matches when, entrywise,
+``|yours − jax| ≤ atol + rtol·|jax|``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import types
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import seed as hypothesis_seed
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+from hypothesis.strategies import SearchStrategy
+
+from .errors import ConfigError, InternalError
+from .model import L_TOTAL, PARAMETERS, RNN, Ref, Target
+
+__all__ = [
+    "Case",
+    "Inputs",
+    "InvalidArgumentError",
+    "Layout",
+    "models",
+    "parameters",
+    "sequences",
+    "cases",
+    "assert_gradients_match",
+    "assert_step_gradients_match",
+]
+
+Layout = Literal["row", "column"]
+TargetKind = Literal["any", "onehot", "soft"]
+StepFn = Callable[..., Any]
+GradientFn = Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray], Any]
+
+MAX_STEPS_LIMIT = 12
+"""The largest ``max_steps`` the strategies accept (bounded so that tests stay fast)."""
+MAX_SIZE_LIMIT = 8
+"""The largest ``max_size`` the strategies accept."""
+SYMPY_MAX_STEPS = 3
+"""The sympy cross-check runs for models with at most this many steps…"""
+SYMPY_MAX_SIZE = 3
+"""…and every size at most this."""
+
+_LEVELS = 10
+"""Magnitudes k/10 for k = 1..10."""
+_SOFT_WEIGHT = 9
+"""Soft targets are w / sum(w) with integer weights 1..9."""
+_MASKED_LOGIT = -600.0
+"""The logit of a padded class: exp(-600) ≈ 1e-261 is below float64 resolution next to O(1) terms."""
+_BUCKET = 4
+"""Padded steps and sizes are the smallest 4·2^k at least the real one."""
+
+
+class InvalidArgumentError(ConfigError, InvalidArgument):
+    """A bad argument to a strategy or an assertion helper.
+
+    A :class:`~bptt_check.errors.ConfigError` that hypothesis also recognises
+    as its own ``InvalidArgument``.
+    """
+
+
+# -- the generated values ------------------------------------------------------------
+
+
+def _show(a: np.ndarray) -> str:
+    """An array on one line, 4 significant decimals: ``[[0.1, -0.25], [0.3, 0.05]]``."""
+    text = np.array2string(np.asarray(a), precision=4, separator=", ", suppress_small=True, max_line_width=10_000)
+    return " ".join(text.split())
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    out = np.array(a, dtype=np.float64)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Inputs:
+    """One input sequence of a model (row layout): ``xs`` (T, D), ``ys`` (T, O) on the simplex, ``h0`` (H,)."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    h0: np.ndarray
+
+    def __repr__(self) -> str:
+        return f"Inputs(xs={_show(self.xs)}, ys={_show(self.ys)}, h0={_show(self.h0)})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Case:
+    """A generated test case: the model, its parameters (canonical names, row layout) and one sequence.
+
+    ``params``: ``W_xh`` (D, H), ``W_hh`` (H, H), ``W_hy`` (H, O) and, with
+    biases, ``b_h`` (H,), ``b_y`` (O,). ``xs`` (T, D), ``ys`` (T, O), ``h0``
+    (H,). Arrays are read-only. :meth:`arguments` gives them as your function
+    takes them.
+    """
+
+    model: RNN
+    params: Mapping[str, np.ndarray]
+    xs: np.ndarray
+    ys: np.ndarray
+    h0: np.ndarray
+
+    def __post_init__(self) -> None:
+        ordered = {k: _frozen(self.params[k]) for k in PARAMETERS if k in self.params}
+        object.__setattr__(self, "params", types.MappingProxyType(ordered))
+        for name in ("xs", "ys", "h0"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    def arguments(
+        self, names: Mapping[str, str] | None = None, layout: Layout = "row"
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+        """``(params, xs, ys, h0)`` in your names and layout: call ``fn(*case.arguments(...))`` to replay a case."""
+        return _Adapter(names, layout, None).arguments(self.model, self.params, self.xs, self.ys, self.h0)
+
+    def leaves(self) -> dict[Ref, np.ndarray]:
+        """The case as one sample point: every leaf of the model as an array (1, rows, cols)."""
+        return _leaves_of(self.model, self.params, self.xs, self.ys, self.h0)
+
+    def __repr__(self) -> str:
+        lines = [f"Case({self.model.describe()}"]
+        for name, value in self.params.items():
+            lines.append(f"  {name} = {_show(value)}")
+        lines.append(f"  xs = {_show(self.xs)}")
+        lines.append(f"  ys = {_show(self.ys)}")
+        lines.append(f"  h0 = {_show(self.h0)}" + (" (zeros)" if self.model.h0 == "zeros" else ""))
+        return "\n".join(lines) + ")"
+
+
+def _decode(codes: list[int], shape: tuple[int, ...], scale: float) -> np.ndarray:
+    """Codes 0..2L-1 → ±(k/L)·scale, k ∈ 1..L: codes below L are positive, the others negative.
+
+    Entry ``i``'s magnitude index is offset by ``3i`` (mod L), so the case every
+    code shrinks to (all codes 0) has the distinct magnitudes 0.1, 0.4, 0.7,
+    1.0, 0.3, 0.6, … — never a symmetric matrix, repeated column or constant
+    vector that could hide a mistake.
+    """
+    c = np.asarray(codes, dtype=np.int64)
+    offset = 3 * np.arange(c.size)
+    magnitude = ((c + offset) % _LEVELS + 1) / _LEVELS
+    sign = np.where(c < _LEVELS, 1.0, -1.0)
+    return (scale * sign * magnitude).reshape(shape)
+
+
+def _entries(shape: tuple[int, ...], scale: float) -> SearchStrategy[np.ndarray]:
+    """An array of ``shape`` with entries ±(k/10)·scale, k ∈ 1..10 (see :func:`_decode` for what it shrinks to)."""
+    n = math.prod(shape)
+    codes = st.lists(st.integers(0, 2 * _LEVELS - 1), min_size=n, max_size=n)
+    return codes.map(functools.partial(_decode, shape=shape, scale=scale))
+
+
+def _check_model(model: object, where: str) -> RNN:
+    if not isinstance(model, RNN):
+        raise InvalidArgumentError(
+            f"{where}: model must be a bptt_check.RNN, not {type(model).__name__}",
+            hint="use RNN(steps=..., input_size=..., ...) or draw one from models()",
+        )
+    return model
+
+
+def _whole(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgumentError(f"{name} = {value!r} is invalid", hint=f"use a whole number from {low} to {high}")
+    return value
+
+
+def _one_of(name: str, value: object, allowed: tuple[object, ...]) -> None:
+    if value is not None and (isinstance(value, bool) != isinstance(allowed[0], bool) or value not in allowed):
+        shown = " or ".join(repr(a) for a in allowed)
+        raise InvalidArgumentError(f"{name} = {value!r} is invalid", hint=f"use {shown}, or None to draw it")
+
+
+def models(
+    *,
+    max_steps: int = 4,
+    max_size: int = 3,
+    loss_at: Literal["all", "last"] | None = None,
+    h0: Literal["input", "zeros"] | None = None,
+    biases: bool | None = None,
+) -> SearchStrategy[RNN]:
+    """RNN configurations: ``1 ≤ T ≤ max_steps``, ``1 ≤ D, H ≤ max_size``, ``2 ≤ O ≤ max_size``.
+
+    ``loss_at``, ``h0`` and ``biases`` are fixed when given and drawn when
+    ``None``; fix the ones your implementation does not handle (most handle
+    one bias setting). Draws shrink to T = 1, sizes 1 (O = 2), a loss at every
+    step, ``h_0`` an input and no biases.
+    """
+    _whole("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
+    _whole("max_size", max_size, 2, MAX_SIZE_LIMIT)
+    _one_of("loss_at", loss_at, ("all", "last"))
+    _one_of("h0", h0, ("input", "zeros"))
+    _one_of("biases", biases, (False, True))
+
+    def choice(fixed: Any, options: tuple[Any, ...]) -> SearchStrategy[Any]:
+        return st.just(fixed) if fixed is not None else st.sampled_from(options)
+
+    return st.builds(
+        _model,
+        st.integers(1, max_steps),
+        st.integers(1, max_size),
+        st.integers(1, max_size),
+        st.integers(2, max_size),
+        choice(loss_at, ("all", "last")),
+        choice(h0, ("input", "zeros")),
+        choice(biases, (False, True)),
+    )
+
+
+def _model(steps: int, d: int, h: int, o: int, loss_at: Any, h0: Any, biases: bool) -> RNN:
+    return RNN(steps=steps, input_size=d, hidden_size=h, output_size=o, loss_at=loss_at, h0=h0, biases=biases)
+
+
+def parameters(model: RNN) -> SearchStrategy[dict[str, np.ndarray]]:
+    """Parameter sets of ``model`` (canonical names, row layout; biases as vectors (H,), (O,))."""
+    _check_model(model, "parameters()")
+    return _parameters(model)
+
+
+def _parameters(model: RNN) -> SearchStrategy[dict[str, np.ndarray]]:
+    D, H, O = model.sizes
+    families: dict[str, SearchStrategy[np.ndarray]] = {
+        "W_xh": _entries((D, H), 0.5 / D),
+        "W_hh": _entries((H, H), 0.5 / H),
+        "W_hy": _entries((H, O), 1.5 / H),
+    }
+    if model.biases:
+        families["b_h"] = _entries((H,), 0.5)
+        families["b_y"] = _entries((O,), 0.5)
+    return st.fixed_dictionaries(families)
+
+
+def sequences(model: RNN, *, targets: TargetKind = "any") -> SearchStrategy[Inputs]:
+    """Input sequences of ``model``: ``xs`` (T, D), targets ``ys`` (T, O) on the simplex, ``h0`` (H,).
+
+    ``targets``: ``"onehot"``, ``"soft"`` or ``"any"`` (either, per sequence;
+    shrinks to one-hot). ``h0`` is zeros when ``model.h0 == "zeros"``.
+    """
+    _check_model(model, "sequences()")
+    _check_targets(targets)
+    return _sequences(model, targets)
+
+
+def _check_targets(targets: object) -> None:
+    if targets not in ("any", "onehot", "soft"):
+        raise InvalidArgumentError(f"targets = {targets!r} is invalid", hint="use 'any', 'onehot' or 'soft'")
+
+
+@st.composite
+def _sequences(draw: st.DrawFn, model: RNN, targets: TargetKind) -> Inputs:
+    T = model.steps
+    D, H, O = model.sizes
+    xs = draw(_entries((T, D), 1.0))
+    soft = targets == "soft" or (targets == "any" and draw(st.booleans()))
+    if soft:
+        weights = np.array(draw(st.lists(st.integers(1, _SOFT_WEIGHT), min_size=T * O, max_size=T * O)), dtype=float)
+        ys = weights.reshape(T, O)
+        ys = ys / ys.sum(axis=1, keepdims=True)
+    else:
+        classes = draw(st.lists(st.integers(0, O - 1), min_size=T, max_size=T))
+        ys = np.eye(O)[classes]
+    ys[:, -1] = 1.0 - ys[:, :-1].sum(axis=1)  # exactly on the simplex
+    h0 = draw(_entries((H,), 0.9)) if model.h0 == "input" else np.zeros(H)
+    return Inputs(xs, ys, h0)
+
+
+def cases(model: RNN | SearchStrategy[RNN] | None = None, *, targets: TargetKind = "any") -> SearchStrategy[Case]:
+    """Whole test cases: a model (fixed, drawn from a strategy, or from :func:`models` when ``None``), its parameters and a sequence.
+
+    The model is drawn first, so hypothesis shrinks a failure to the fewest
+    steps and the smallest sizes first, then to the simplest values.
+    """
+    _check_targets(targets)
+    return _cases(_model_strategy(model, "cases()"), targets)
+
+
+def _model_strategy(model: object, where: str) -> SearchStrategy[RNN]:
+    if model is None:
+        return models()
+    if isinstance(model, SearchStrategy):
+        return model
+    return st.just(_check_model(model, where))
+
+
+@st.composite
+def _cases(draw: st.DrawFn, model_strategy: SearchStrategy[RNN], targets: TargetKind) -> Case:
+    model = draw(model_strategy)
+    if not isinstance(model, RNN):
+        raise InvalidArgumentError(f"the model strategy drew {model!r}, not an RNN", hint="use models() or st.just(RNN(...))")
+    params = draw(_parameters(model))
+    inputs = draw(_sequences(model, targets))
+    return Case(model, params, inputs.xs, inputs.ys, inputs.h0)
+
+
+def _leaves_of(
+    model: RNN, params: Mapping[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, h0: np.ndarray
+) -> dict[Ref, np.ndarray]:
+    """Canonical row-layout arrays → leaves (1, rows, cols)."""
+    out: dict[Ref, np.ndarray] = {}
+    for ref in model.parameters():
+        out[ref] = np.asarray(params[ref.family], dtype=np.float64).reshape(1, *model.shape(ref))
+    for t in model.steps_range():
+        out[Ref("x", t)] = np.asarray(xs[t - 1], dtype=np.float64).reshape(1, 1, -1)
+        out[Ref("y", t)] = np.asarray(ys[t - 1], dtype=np.float64).reshape(1, 1, -1)
+    if model.h0 == "input":
+        out[Ref("h", 0)] = np.asarray(h0, dtype=np.float64).reshape(1, 1, -1)
+    return out
+
+
+def _point(model: RNN, leaves: Mapping[Ref, np.ndarray], p: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Point ``p`` of batched leaves as canonical row-layout arrays (params, xs, ys, h0)."""
+    params = {}
+    for ref in model.parameters():
+        value = np.asarray(leaves[ref][p], dtype=np.float64)
+        params[ref.family] = value.reshape(-1) if ref.family.startswith("b_") else value
+    xs = np.stack([np.asarray(leaves[Ref("x", t)][p]).reshape(-1) for t in model.steps_range()])
+    ys = np.stack([np.asarray(leaves[Ref("y", t)][p]).reshape(-1) for t in model.steps_range()])
+    h0_ref = Ref("h", 0)
+    h0 = np.asarray(leaves[h0_ref][p]).reshape(-1) if h0_ref in leaves else np.zeros(model.hidden_size)
+    return params, xs, ys, h0
+
+
+# -- names, layouts and what fn returns --------------------------------------------------
+
+_INPUTS = ("h_0", "x")
+_CHECKABLE = PARAMETERS + _INPUTS
+_INPUT_ALIASES = {"h0": "h_0", "h_0": "h_0", "hprev": "h_0", "h_prev": "h_0", "prev_h": "h_0", "x": "x", "xs": "x"}
+
+
+class _Bad(Exception):
+    """fn broke its contract (a missing gradient, a wrong shape, …): a failure with this message."""
+
+
+class _Adapter:
+    """Translates between the canonical row layout and the user's names, layout and return convention."""
+
+    def __init__(self, names: Mapping[str, str] | None, layout: object, loss: object) -> None:
+        if layout not in ("row", "column"):
+            raise InvalidArgumentError(f"layout = {layout!r} is invalid", hint="use 'row' or 'column'")
+        if loss not in (None, True, False):
+            raise InvalidArgumentError(
+                f"loss = {loss!r} is invalid",
+                hint="use None (check the loss if fn returns it), True (fn must return it) or False (ignore it)",
+            )
+        self.layout: Layout = layout  # type: ignore[assignment]
+        self.loss = loss
+        self.user: dict[str, str] = {c: c for c in PARAMETERS}  # canonical → the user's name
+        self.lookup: dict[str, str] = {c: c for c in _CHECKABLE} | dict(_INPUT_ALIASES)  # key → canonical
+        if names is None:
+            return
+        if not isinstance(names, Mapping):
+            raise InvalidArgumentError(
+                f"names must be a dict from your names to ours, not {type(names).__name__}",
+                hint='e.g. names={"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"}',
+            )
+        seen: dict[str, str] = {}
+        for mine, ours in names.items():
+            if not isinstance(mine, str) or not isinstance(ours, str) or not mine:
+                raise InvalidArgumentError(f"names entry {mine!r}: {ours!r} is invalid", hint="map strings to strings")
+            if ours not in _CHECKABLE:
+                raise InvalidArgumentError(
+                    f"names maps {mine!r} to {ours!r}, which is not one of our names",
+                    hint=f"map to one of {', '.join(_CHECKABLE)}" + _did_you_mean(ours, _CHECKABLE),
+                )
+            if ours in seen:
+                raise InvalidArgumentError(f"names maps both {seen[ours]!r} and {mine!r} to {ours!r}", hint="map each name once")
+            seen[ours] = mine
+            if ours in PARAMETERS:
+                self.user[ours] = mine
+            self.lookup[mine] = ours
+
+    # -- arguments ----------------------------------------------------------
+
+    def arguments(
+        self, model: RNN, params: Mapping[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, h0: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+        """Fresh float64 copies in the user's names and layout."""
+        col = self.layout == "column"
+        out: dict[str, np.ndarray] = {}
+        for ref in model.parameters():
+            value = np.array(params[ref.family], dtype=np.float64)
+            if ref.family.startswith("b_"):
+                value = value.reshape(-1, 1) if col else value.reshape(-1)
+            elif col:
+                value = np.ascontiguousarray(value.T)
+            out[self.user[ref.family]] = value
+        T = model.steps
+        xs_u, ys_u = np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
+        h0_u = np.array(h0, dtype=np.float64).reshape(-1)
+        if col:
+            xs_u, ys_u, h0_u = xs_u.reshape(T, -1, 1), ys_u.reshape(T, -1, 1), h0_u.reshape(-1, 1)
+        return out, xs_u, ys_u, h0_u
+
+    def user_shape(self, model: RNN, name: str) -> tuple[int, ...]:
+        """The shape of ``name`` (canonical) in the user's layout."""
+        D, H, O = model.sizes
+        col = self.layout == "column"
+        if name == "x":
+            return (model.steps, D, 1) if col else (model.steps, D)
+        if name in ("h_0", "b_h", "b_y"):
+            n = O if name == "b_y" else H
+            return (n, 1) if col else (n,)
+        r, c = model.shape(Ref(name))
+        return (c, r) if col else (r, c)
+
+    def canonical_shape(self, model: RNN, name: str) -> tuple[int, int]:
+        """The shape we compare ``name`` in: a parameter's matrix shape, (1, H) for h_0, (T, D) for x."""
+        if name == "x":
+            return (model.steps, model.input_size)
+        if name == "h_0":
+            return (1, model.hidden_size)
+        return model.shape(Ref(name))
+
+    def to_canonical(self, model: RNN, name: str, value: np.ndarray) -> np.ndarray:
+        """The user's array for ``name`` in the canonical shape (transposed back from the column layout)."""
+        want = self.user_shape(model, name)
+        if value.shape != want and _squeeze(value.shape) != _squeeze(want):
+            raise _Bad(f"of shape {value.shape}, expected {want} ({name} in the {self.layout} layout)")
+        value = value.reshape(want)
+        if self.layout == "column" and name in ("W_xh", "W_hh", "W_hy"):
+            value = value.T
+        return value.reshape(self.canonical_shape(model, name))
+
+    def canonical(self, model: RNN, found: Mapping[str, tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Every resolved gradient in its canonical shape; a wrong shape is a :class:`_Bad` naming the key."""
+        out = {}
+        for name, (key, value) in found.items():
+            try:
+                out[name] = self.to_canonical(model, name, value)
+            except _Bad as bad:
+                raise _Bad(f"returned {key!r} {bad}") from None
+        return out
+
+    def user_entry(self, model: RNN, name: str, shape: tuple[int, ...], entry: tuple[int, ...]) -> tuple[int, ...]:
+        """The index, in the user's returned array of ``shape``, of the canonical ``entry``."""
+        flat = np.arange(math.prod(shape)).reshape(shape)
+        position = self.to_canonical(model, name, flat)[entry]
+        return tuple(int(i) for i in np.unravel_index(int(position), shape))
+
+    # -- results -------------------------------------------------------------
+
+    def split(self, output: object) -> tuple[object | None, Mapping[str, Any]]:
+        """``(loss or None, gradients)`` from what fn returned."""
+        loss: object | None = None
+        if isinstance(output, Mapping):
+            grads = dict(output)
+            loss = grads.pop("loss", None)
+        elif isinstance(output, (tuple, list)) and len(output) == 2 and any(isinstance(o, Mapping) for o in output):
+            first, second = output
+            loss, grads = (second, first) if isinstance(first, Mapping) else (first, second)
+            if not isinstance(grads, Mapping):
+                raise _Bad("returned a pair that is not (loss, dict of gradients)")
+        else:
+            raise _Bad(
+                f"returned {type(output).__name__}: expected a dict of gradients, or (loss, dict of gradients)"
+            )
+        if self.loss is True and loss is None:
+            raise _Bad("returned no loss, but loss=True (return (loss, grads) or a 'loss' key)")
+        return (None if self.loss is False else loss), grads
+
+    def resolve(self, grads: Mapping[str, Any], model: RNN) -> dict[str, tuple[str, np.ndarray]]:
+        """canonical name → (the user's key, float array), every parameter present and no unknown key."""
+        found: dict[str, tuple[str, np.ndarray]] = {}
+        allowed = {r.family for r in model.parameters()} | set(_INPUTS)
+        for key, value in grads.items():
+            name = self._name_of(key) if isinstance(key, str) else None
+            if name is None or name not in allowed:
+                known = ", ".join(sorted(self._keys_for(c) for c in sorted(allowed - {"x", "h_0"})))
+                raise _Bad(
+                    f"returned a gradient {key!r} that names no parameter of this model ({known} expected)"
+                    + (_did_you_mean(key, list(self.lookup)) if isinstance(key, str) else "")
+                    + "; map your names with names={...}"
+                )
+            if name in found:
+                raise _Bad(f"returned two gradients for {name}: {found[name][0]!r} and {key!r}")
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise _Bad(f"returned {key!r} that is not an array of numbers ({err})") from None
+            found[name] = (key, array)
+        missing = [r.family for r in model.parameters() if r.family not in found]
+        if missing:
+            shown = ", ".join(f"{m} (as {self._keys_for(m)})" for m in missing)
+            got = ", ".join(repr(k) for k in grads) or "nothing"
+            raise _Bad(f"returned no gradient for {shown}; it returned {got}")
+        return found
+
+    def _name_of(self, key: str) -> str | None:
+        if key in self.lookup:
+            return self.lookup[key]
+        for prefix in ("d_", "d"):
+            if key.startswith(prefix) and key[len(prefix):] in self.lookup:
+                return self.lookup[key[len(prefix):]]
+        return None
+
+    def _keys_for(self, name: str) -> str:
+        return f"'d{self.user[name]}'" if name in self.user else f"'d{name}'"
+
+    def display(self, name: str, key: str | None) -> str:
+        """How a gradient is named in messages: the user's key, with our name when it differs."""
+        key = key or (f"d{self.user[name]}" if name in self.user else f"d{name}")
+        return key if key in (name, f"d{name}") else f"{key} (dL/d{name})"
+
+
+def _squeeze(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def _did_you_mean(word: str, options: Any) -> str:
+    from .language.names import suggest  # the same suggestions as for unknown names in expressions
+
+    close = suggest(word, [str(o) for o in options], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _scalar(value: object) -> float:
+    array = np.asarray(value, dtype=np.float64)
+    if array.size != 1:
+        raise _Bad(f"returned a loss of shape {array.shape}, expected a number")
+    return float(array.reshape(()))
+
+
+# -- the truths -----------------------------------------------------------------
+
+
+def _bucket(n: int) -> int:
+    size = _BUCKET
+    while size < n:
+        size *= 2
+    return size
+
+
+def _embed(model: RNN, leaves: Mapping[Ref, np.ndarray]) -> tuple[RNN, dict[Ref, np.ndarray]]:
+    """``model`` at ``leaves`` embedded exactly in a padded model (see the module docstring)."""
+    T = model.steps
+    D, H, O = model.sizes
+    padded = RNN(
+        steps=_bucket(T), input_size=_bucket(D), hidden_size=_bucket(H), output_size=_bucket(O),
+        loss_at="all", h0="input", biases=True,
+    )
+    P = next(iter(leaves.values())).shape[0]
+    out: dict[Ref, np.ndarray] = {}
+    for ref in padded.leaves():
+        arr = np.zeros((P, *padded.shape(ref)))
+        value = leaves.get(ref)
+        if ref.family == "y" and ref.step not in model.loss_steps:
+            value = None  # zero target: zero loss and zero gradient at that step
+        if value is not None:
+            arr[:, : value.shape[1], : value.shape[2]] = value
+        out[ref] = arr
+    out[Ref("b_y")][:, :, O:] = _MASKED_LOGIT
+    return padded, out
+
+
+@functools.lru_cache(maxsize=16)
+def _numeric(model: RNN) -> Any:
+    from .numeric import NumericRNN  # jax is imported only when a truth is needed
+
+    return NumericRNN(model)
+
+
+@functools.lru_cache(maxsize=512)
+def _symbolic(model: RNN) -> Any:
+    from .symbolic import SymbolicRNN  # sympy likewise
+
+    return SymbolicRNN(model)
+
+
+def _with_sympy(model: RNN) -> bool:
+    return model.steps <= SYMPY_MAX_STEPS and max(model.sizes) <= SYMPY_MAX_SIZE
+
+
+def _ref_of(name: str, model: RNN) -> list[Ref]:
+    if name == "x":
+        return [Ref("x", t) for t in model.steps_range()]
+    if name == "h_0":
+        return [Ref("h", 0)]
+    return [Ref(name)]
+
+
+def _real(model: RNN, ref: Ref, array: np.ndarray) -> np.ndarray:
+    """The real part (P, rows, cols) of a padded value."""
+    r, c = model.shape(ref)
+    return array[:, :r, :c]
+
+
+def _stack(model: RNN, name: str, per_ref: Mapping[Ref, np.ndarray]) -> np.ndarray:
+    """Per-ref gradients (P, rows, cols) → the canonical comparison shape with the point axis."""
+    refs = _ref_of(name, model)
+    if name == "x":
+        return np.concatenate([per_ref[r] for r in refs], axis=1)  # (P, T, D)
+    return per_ref[refs[0]]
+
+
+def _jax_gradients(model: RNN, leaves: Mapping[Ref, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    """jax's dL/d(name) at the points of ``leaves`` (through the padded model), in the comparison shapes."""
+    padded, pleaves = _embed(model, leaves)
+    grads = _numeric(padded).gradients(pleaves)
+    per_ref = {ref: _real(model, ref, grads[ref]) for name in names for ref in _ref_of(name, model)}
+    return {name: _stack(model, name, per_ref) for name in names}
+
+
+def _jax_loss(model: RNN, leaves: Mapping[Ref, np.ndarray]) -> np.ndarray:
+    """jax's L at every point, (P,)."""
+    padded, pleaves = _embed(model, leaves)
+    return np.asarray(_numeric(padded).forward(pleaves)[L_TOTAL], dtype=np.float64).reshape(-1)
+
+
+def _sympy_gradients(model: RNN, leaves: Mapping[Ref, np.ndarray], names: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """sympy's dL/d(name) in the comparison shapes, and its forward L (P,)."""
+    sym = _symbolic(model)
+    values = sym.forward_values(leaves)
+    P = values[L_TOTAL].shape[0]
+    per_ref = {
+        ref: np.asarray(sym.partial(L_TOTAL, ref).evaluate(values), dtype=np.float64).reshape(P, *model.shape(ref))
+        for name in names
+        for ref in _ref_of(name, model)
+    }
+    return {name: _stack(model, name, per_ref) for name in names}, values[L_TOTAL].reshape(-1)
+
+
+def _cross_check(what: str, model: RNN, sympy_value: np.ndarray, jax_value: np.ndarray) -> None:
+    from .truth import TRUTHS_RTOL, relative_difference
+
+    diff = relative_difference(sympy_value, jax_value)
+    if not diff <= TRUTHS_RTOL:
+        raise InternalError(
+            f"the truths disagree on {what}: relative difference {diff:.3g} > {TRUTHS_RTOL:g} for {model.describe()}",
+            hint="this is a bug in bptt_check; please report it with the failing case",
+        )
+
+
+# -- comparing ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Wrong:
+    """One gradient (or the loss) that does not match at a case."""
+
+    name: str
+    """canonical: a parameter, ``h_0``, ``x``, or ``loss``"""
+    label: str
+    """as the user knows it, e.g. ``dWhh (dL/dW_hh)``"""
+    entry: str
+    """the worst entry in the user's array, e.g. ``dWhh[1, 0]``"""
+    yours: float
+    jax: float
+    sympy: float | None
+    error: float
+    tolerance: float
+    step: int | None = None
+    """for ``x``: the step of the worst entry"""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What is wrong at one case: mismatched values, or fn breaking its contract."""
+
+    case: Any
+    wrong: tuple[_Wrong, ...] = ()
+    broken: str = ""
+
+
+class _CaseFailed(AssertionError):
+    """Raised inside the hypothesis test; turned into the full report once hypothesis has shrunk it."""
+
+    def __init__(self, failure: _Failure) -> None:
+        self.failure = failure
+        first = failure.broken or ", ".join(w.label for w in failure.wrong)
+        super().__init__(f"mismatch: {first}")
+
+
+def _compare(
+    name: str, label: str, yours: np.ndarray, jax_value: np.ndarray, sympy_value: np.ndarray | None,
+    rtol: float, atol: float, entry_of: Callable[[tuple[int, ...]], str], step_of: Callable[[tuple[int, ...]], int | None],
+) -> _Wrong | None:
+    """The worst entry of ``yours`` against ``jax_value`` (same shape), or None when every entry is within tolerance."""
+    tol = atol + rtol * np.abs(jax_value)
+    err = np.abs(yours - jax_value)
+    if np.all(err <= tol):  # NaN fails
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(np.isfinite(err), err / tol, np.inf)
+    worst = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(np.nan_to_num(ratio, nan=np.inf))), ratio.shape))
+    return _Wrong(
+        name=name,
+        label=label,
+        entry=entry_of(worst),
+        yours=float(yours[worst]),
+        jax=float(jax_value[worst]),
+        sympy=None if sympy_value is None else float(sympy_value[worst]),
+        error=float(err[worst]),
+        tolerance=float(tol[worst]),
+        step=step_of(worst),
+    )
+
+
+def _check_case(fn: GradientFn, case: Case, adapter: _Adapter, rtol: float, atol: float) -> _Failure | None:
+    """Run fn at one case and compare; None when everything matches."""
+    model = case.model
+    output = fn(*adapter.arguments(model, case.params, case.xs, case.ys, case.h0))
+    try:
+        loss, grads = adapter.split(output)
+        found = adapter.resolve(grads, model)
+        yours = adapter.canonical(model, found)
+        yours_loss = None if loss is None else _scalar(loss)
+    except _Bad as bad:
+        return _Failure(case, broken=f"fn {bad}")
+    names = [n for n in _CHECKABLE if n in yours]
+    leaves = case.leaves()
+    jax_g = _jax_gradients(model, leaves, names)
+    sym_g: dict[str, np.ndarray] | None = None
+    sym_loss: np.ndarray | None = None
+    if _with_sympy(model):
+        sym_g, sym_loss = _sympy_gradients(model, leaves, names)
+        for name in names:
+            _cross_check(f"dL/d{name}", model, sym_g[name], jax_g[name])
+    wrong: list[_Wrong] = []
+    if yours_loss is not None:
+        # the loss is compared with a forward pass (sympy's, or numpy's for larger models); jax's is
+        # computed only for a mismatch, to report it and cross-check it (one jax call per case, not two)
+        from .sampling import numpy_forward
+
+        forward = sym_loss if sym_loss is not None else numpy_forward(model, leaves)[L_TOTAL].reshape(-1)
+        mine = np.array([yours_loss])
+        if not np.all(np.abs(mine - forward) <= atol + rtol * np.abs(forward)):
+            jax_loss = _jax_loss(model, leaves)
+            _cross_check("L", model, forward, jax_loss)
+            w = _compare("loss", "the loss", mine, jax_loss, sym_loss, rtol, atol, lambda e: "loss", lambda e: None)
+            if w is not None:
+                wrong.append(w)
+    for name in names:
+        key, arr = found[name]
+        label = adapter.display(name, key)
+
+        def entry_of(e: tuple[int, ...], name: str = name, key: str = key, shape: tuple[int, ...] = arr.shape) -> str:
+            idx = adapter.user_entry(model, name, shape, e)
+            return f"{key}[{', '.join(map(str, idx))}]" if idx else key
+
+        w = _compare(
+            name, label, yours[name], jax_g[name][0], None if sym_g is None else sym_g[name][0], rtol, atol,
+            entry_of, (lambda e: e[0] + 1) if name == "x" else (lambda e: None),
+        )
+        if w is not None:
+            wrong.append(w)
+    return _Failure(case, tuple(wrong)) if wrong else None
+
+
+# -- diagnosing ------------------------------------------------------------------------
+
+
+def _diagnosis_target(name: str, step: int | None) -> Ref:
+    if name == "x":
+        return Ref("x", step or 1)
+    if name == "h_0":
+        return Ref("h", 0)
+    return Ref(name)
+
+
+def _explain(
+    model: RNN, wrong: _Wrong, values: np.ndarray | None, rtol: float, atol: float, problem: str = ""
+) -> str:
+    """The most likely mistake behind one wrong gradient, from the diagnosis engine at its own sample points.
+
+    ``values``: the user's gradient at the checker's points, (P, *target shape),
+    or None when they could not be computed (``problem`` says why).
+    """
+    if wrong.name == "loss":
+        return "the loss value is wrong (check the forward pass and which steps' losses are summed)"
+    if values is None:
+        return f"no diagnosis: {problem}"
+    from .compare import Checker, Settings
+
+    ref = _diagnosis_target(wrong.name, wrong.step)
+    checker = Checker(Target(L_TOTAL, ref), model=model, settings=Settings(rtol=max(rtol, 1e-9), atol=max(atol, 1e-12)))
+    expected = np.asarray(checker.expected, dtype=np.float64)
+    if values.shape != expected.shape:
+        return f"no diagnosis: the values have shape {values.shape[1:]}, the truth {expected.shape[1:]}"
+    close = lambda a, b: bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))  # noqa: E731
+    if close(values, expected):
+        return (
+            "it matches the truth at bptt_check's own sample points of this model: the mistake shows only"
+            " for some inputs (look at what is special about the case below)"
+        )
+    what = wrong.label.split(" ")[0]
+    finding = checker.diagnoser.diagnose(values)
+    if finding.diagnoses:
+        return "; ".join(f"{what} {d.message} [{d.code}]" for d in finding.diagnoses)
+    if values.shape[-1] == values.shape[-2] and close(values, np.swapaxes(expected, -1, -2)):
+        return f"{what} is the transpose of the true gradient: the outer product is the wrong way round [transposed]"
+    if close(values, np.zeros_like(values)):
+        return f"{what} is zero everywhere: the gradient is never accumulated [missing_term]"
+    ratio = float(np.sum(values * expected) / max(float(np.sum(expected * expected)), 1e-300))
+    if abs(ratio) > 1e-6 and close(values, ratio * expected):
+        return f"{what} is {ratio:.4g} × the true gradient: a constant factor is wrong [wrong_factor]"
+    return f"{what} matches none of the known mistakes (compare your backward pass with dL/dh_t step by step)"
+
+
+def _diagnose(
+    model: RNN, wrong: tuple[_Wrong, ...], call: Callable[[Mapping[Ref, np.ndarray], int], dict[str, np.ndarray]],
+    rtol: float, atol: float,
+) -> list[str]:
+    """One line per wrong value: its most likely mistake (see :func:`_explain`)."""
+    from .truth import truth_for
+
+    lines = []
+    try:
+        truth = truth_for(model)
+        P = truth.points
+        per_point = [call(truth.leaves, p) for p in range(P)]
+        problem = ""
+    except Exception as err:  # the user's fn at the diagnosis points
+        per_point, problem = [], f"fn failed at bptt_check's sample points ({type(err).__name__}: {err})"
+    for w in wrong:
+        values = None
+        if per_point and w.name != "loss":
+            try:
+                stacked = np.stack([point[w.name] for point in per_point])
+                if w.name == "x":
+                    t = w.step or 1
+                    stacked = stacked[:, t - 1 : t, :]
+                values = stacked
+            except KeyError:
+                problem = f"fn returned no {w.name} at bptt_check's sample points"
+        try:
+            lines.append(_explain(model, w, values, rtol, atol, problem))
+        except Exception as err:  # never let the diagnosis hide the failure itself
+            lines.append(f"no diagnosis ({type(err).__name__}: {err})")
+    return lines
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:.10g}"
+
+
+def _report(failure: _Failure, diagnoses: list[str], rtol: float, atol: float, what: str = "gradient") -> str:
+    case = failure.case
+    if failure.broken:
+        return f"{failure.broken}\nsmallest failing case (found by hypothesis):\n{case!r}"
+    first = failure.wrong[0]
+    no_sympy = "" if first.sympy is not None else f" (sympy: not run for T > {SYMPY_MAX_STEPS} or sizes > {SYMPY_MAX_SIZE})"
+    head = f"{first.label} does not match the true {what}" if first.name != "loss" else "the loss does not match"
+    lines = [
+        head,
+        f"  worst entry {first.entry}: yours = {_fmt(first.yours)}, jax = {_fmt(first.jax)}, sympy = {_fmt(first.sympy)}{no_sympy}",
+        f"  tolerance rule: |yours - jax| <= atol + rtol*|jax| = {atol:g} + {rtol:g}*{abs(first.jax):.4g}"
+        f" = {first.tolerance:.3g}, but |yours - jax| = {first.error:.3g}",
+        f"  likely mistake: {diagnoses[0]}",
+    ]
+    for w, d in zip(failure.wrong[1:], diagnoses[1:]):
+        lines.append(
+            f"also wrong: {w.label}, worst entry {w.entry}: yours = {_fmt(w.yours)}, jax = {_fmt(w.jax)}"
+            f" (|diff| = {w.error:.3g} > {w.tolerance:.3g})"
+        )
+        lines.append(f"  likely mistake: {d}")
+    lines.append("smallest failing case (found by hypothesis):")
+    lines.append(repr(case))
+    return "\n".join(lines)
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+def _validate_run(max_examples: object, rtol: object, atol: object, seed: object) -> None:
+    _whole("max_examples", max_examples, 1, 100_000)
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise InvalidArgumentError(f"{name} = {value!r} is invalid", hint="use a finite number ≥ 0")
+    if rtol == 0 and atol == 0:
+        raise InvalidArgumentError("rtol and atol are both 0", hint="float64 round-off needs a tolerance: rtol=1e-6")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidArgumentError(f"seed = {seed!r} is invalid", hint="use a whole number, or None")
+
+
+def _run(strategy: SearchStrategy[Any], body: Callable[[Any], _Failure | None], max_examples: int, seed: int | None) -> _Failure | None:
+    """Run ``body`` over ``strategy`` with hypothesis; the shrunk failure, or None."""
+
+    @hypothesis_settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,  # every call is its own property: do not replay another function's failures
+        report_multiple_bugs=False,
+        # no explain phase: it reruns the shrunk case many times to say which inputs matter (minutes here)
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(strategy)
+    def property_(case: Any) -> None:
+        failure = body(case)
+        if failure is not None:
+            raise _CaseFailed(failure)
+
+    test = property_ if seed is None else hypothesis_seed(seed)(property_)
+    try:
+        test()
+    except _CaseFailed as failed:
+        return failed.failure
+    return None
+
+
+def assert_gradients_match(
+    fn: GradientFn,
+    model: RNN | SearchStrategy[RNN],
+    *,
+    names: Mapping[str, str] | None = None,
+    layout: Layout = "row",
+    loss: bool | None = None,
+    max_examples: int = 100,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    seed: int | None = None,
+) -> None:
+    """Check your BPTT implementation ``fn(params, xs, ys, h0)`` against the truth over generated cases.
+
+    ``model`` is one :class:`~bptt_check.model.RNN` (only values vary) or a
+    strategy such as :func:`models` (steps and sizes vary too, and a failure
+    shrinks to the smallest model). ``names`` maps your parameter names to
+    ours (``{"Wxh": "W_xh", ...}``; ``h_0`` and ``x`` name the gradients of
+    the inputs); ``layout`` is ``"row"`` or ``"column"`` (shapes in the
+    module docstring). ``loss``: ``None`` checks the loss when fn returns
+    one, ``True`` requires it, ``False`` ignores it.
+
+    Each gradient must satisfy ``|yours − jax| ≤ atol + rtol·|jax|`` entrywise
+    at every one of ``max_examples`` cases (``seed`` fixes hypothesis's
+    randomness). On failure raises :class:`AssertionError` with the smallest
+    failing case, the parameter, its worst entry, your value, jax's and
+    sympy's, the tolerance, and the most likely mistake. Exceptions raised by
+    fn propagate (hypothesis shrinks them too).
+    """
+    if not callable(fn):
+        raise InvalidArgumentError(f"fn must be callable, not {type(fn).__name__}", hint="pass your gradient function")
+    strategy = _cases(_model_strategy(model, "assert_gradients_match()"), "any")
+    adapter = _Adapter(names, layout, loss)
+    _validate_run(max_examples, rtol, atol, seed)
+    failure = _run(strategy, lambda case: _check_case(fn, case, adapter, rtol, atol), max_examples, seed)
+    if failure is None:
+        return
+    diagnoses: list[str] = []
+    if failure.wrong:
+
+        def call(leaves: Mapping[Ref, np.ndarray], p: int) -> dict[str, np.ndarray]:
+            m = failure.case.model
+            args = adapter.arguments(m, *_point(m, leaves, p))
+            _, grads = adapter.split(fn(*args))
+            return adapter.canonical(m, adapter.resolve(grads, m))
+
+        diagnoses = _diagnose(failure.case.model, failure.wrong, call, rtol, atol)
+    raise AssertionError(_report(failure, diagnoses, rtol, atol)) from None
+
+
+# -- one step -----------------------------------------------------------------------------
+
+_STEP_OUTPUTS = ("dx", "dprev_h", "dWx", "dWh", "db")
+_STEP_NAMES = {"dx": "x", "dprev_h": "h_0", "dWx": "W_xh", "dWh": "W_hh", "db": "b_h"}
+"""The step function's gradients and the model names they are checked as (x_1, h_0, ... of a one-step model)."""
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class StepCase:
+    """One generated call of a step function: N rows (a minibatch) through one tanh step."""
+
+    x: np.ndarray
+    prev_h: np.ndarray
+    Wx: np.ndarray
+    Wh: np.ndarray
+    b: np.ndarray
+    next_h: np.ndarray
+    dnext_h: np.ndarray
+
+    def __repr__(self) -> str:
+        fields = ("dnext_h", "x", "prev_h", "Wx", "Wh", "b", "next_h")
+        return "StepCase(\n" + "\n".join(f"  {f} = {_show(getattr(self, f))}" for f in fields) + ")"
+
+
+@st.composite
+def _step_cases(draw: st.DrawFn, model_strategy: SearchStrategy[RNN]) -> StepCase:
+    model = draw(model_strategy)
+    D, H, _ = model.sizes
+    n = draw(st.integers(1, 3))
+    params = draw(_parameters(model))
+    b = params.get("b_h", np.zeros(H))
+    x = draw(_entries((n, D), 1.0))
+    prev_h = draw(_entries((n, H), 0.9))
+    dnext_h = draw(_entries((n, H), 1.0))
+    next_h = np.tanh(x @ params["W_xh"] + prev_h @ params["W_hh"] + b)
+    return StepCase(*(_frozen(a) for a in (x, prev_h, params["W_xh"], params["W_hh"], b, next_h, dnext_h)))
+
+
+def _step_model(D: int, H: int) -> RNN:
+    """The one-step model a step function is checked in (biases on: next_h carries b)."""
+    return RNN(steps=1, input_size=D, hidden_size=H, output_size=2, loss_at="all", h0="input", biases=True)
+
+
+def _split_step(output: object) -> dict[str, np.ndarray]:
+    if isinstance(output, Mapping):
+        unknown = [k for k in output if k not in _STEP_OUTPUTS]
+        if unknown:
+            raise _Bad(f"returned unknown keys {unknown} (expected {', '.join(_STEP_OUTPUTS)})")
+        items = dict(output)
+    elif isinstance(output, (tuple, list)) and len(output) in (4, 5):
+        items = dict(zip(_STEP_OUTPUTS, output))
+    else:
+        raise _Bad("must return (dx, dprev_h, dWx, dWh) or (dx, dprev_h, dWx, dWh, db)")
+    missing = [k for k in _STEP_OUTPUTS[:4] if k not in items]
+    if missing:
+        raise _Bad(f"returned no {', '.join(missing)}")
+    try:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in items.items()}
+    except (TypeError, ValueError) as err:
+        raise _Bad(f"returned something that is not an array of numbers ({err})") from None
+
+
+def _step_truth(case: StepCase) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """jax's (and, when small, sympy's) vector-Jacobian products of dnext_h through one step, per output."""
+    N, D = case.x.shape
+    H = case.Wh.shape[0]
+    model = _step_model(D, H)
+    leaves = {
+        Ref("W_xh"): np.broadcast_to(case.Wx, (N, D, H)),
+        Ref("W_hh"): np.broadcast_to(case.Wh, (N, H, H)),
+        Ref("W_hy"): np.zeros((N, H, 2)),
+        Ref("b_h"): np.broadcast_to(case.b, (N, 1, H)),
+        Ref("b_y"): np.zeros((N, 1, 2)),
+        Ref("x", 1): case.x.reshape(N, 1, D),
+        Ref("y", 1): np.full((N, 1, 2), 0.5),
+        Ref("h", 0): case.prev_h.reshape(N, 1, H),
+    }
+    leaves = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in leaves.items()}
+    padded, pleaves = _embed(model, leaves)
+    numeric = _numeric(padded)
+    h1 = Ref("h", 1)
+    sym = _symbolic(model) if _with_sympy(model) else None
+    values = sym.forward_values(leaves) if sym is not None else None
+    jax_out: dict[str, np.ndarray] = {}
+    sym_out: dict[str, np.ndarray] = {}
+    for key, name in _STEP_NAMES.items():
+        ref = _diagnosis_target(name, 1)
+        r, c = model.shape(ref)
+        jac = np.asarray(numeric.partial(h1, ref, pleaves))  # (N, Hp, rp, cp) (padded dims are ≥ 4: never squeezed)
+        jac = jac.reshape(N, jac.shape[1], *padded.shape(ref))[:, :H, :r, :c]
+        jax_out[key] = _contract(key, case.dnext_h, jac)
+        if sym is not None:
+            s = np.asarray(sym.partial(h1, ref).evaluate(values), dtype=np.float64).reshape(N, H, r, c)
+            sym_out[key] = _contract(key, case.dnext_h, s)
+            _cross_check(f"∂h_1/∂{ref} (one step)", model, s, jac)
+    return jax_out, (sym_out if sym is not None else None)
+
+
+def _contract(key: str, upstream: np.ndarray, jac: np.ndarray) -> np.ndarray:
+    """Σ_i upstream[n, i] · ∂h[n, i]/∂(·): per row for dx, dprev_h; summed over the rows for the weights and db."""
+    per_row = np.einsum("ni,nirc->nrc", upstream, jac)
+    if key in ("dx", "dprev_h"):
+        return per_row[:, 0, :]
+    total = per_row.sum(axis=0)
+    return total[0] if key == "db" else total
+
+
+def _check_step(step_fn: StepFn, case: StepCase, rtol: float, atol: float) -> _Failure | None:
+    args = (case.dnext_h, case.x, case.prev_h, case.Wx, case.Wh, case.next_h)
+    output = step_fn(*(np.array(a) for a in args))
+    expected_shapes = {
+        "dx": case.x.shape, "dprev_h": case.prev_h.shape, "dWx": case.Wx.shape, "dWh": case.Wh.shape, "db": case.b.shape,
+    }
+    try:
+        grads = _split_step(output)
+        for key, arr in grads.items():
+            want = expected_shapes[key]
+            if arr.shape != want and _squeeze(arr.shape) != _squeeze(want):
+                raise _Bad(f"returned {key} of shape {arr.shape}, expected {want}")
+            grads[key] = arr.reshape(want)
+    except _Bad as bad:
+        return _Failure(case, broken=f"step_fn {bad}")
+    jax_out, sym_out = _step_truth(case)
+    wrong = []
+    for key, arr in grads.items():
+
+        def entry_of(e: tuple[int, ...], key: str = key) -> str:
+            return f"{key}[{', '.join(map(str, e))}]"
+
+        w = _compare(
+            _STEP_NAMES[key], key, arr, jax_out[key], None if sym_out is None else sym_out[key], rtol, atol,
+            entry_of, lambda e: 1,
+        )
+        if w is not None:
+            wrong.append(w)
+    return _Failure(case, tuple(wrong)) if wrong else None
+
+
+def assert_step_gradients_match(
+    step_fn: StepFn,
+    model: RNN | SearchStrategy[RNN] | None = None,
+    *,
+    max_examples: int = 100,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    seed: int | None = None,
+) -> None:
+    """Check a CS231n-style single-step backward pass against jax over generated minibatches.
+
+    ``step_fn(dnext_h, x, prev_h, Wx, Wh, next_h)`` with ``x`` (N, D),
+    ``prev_h`` (N, H), ``Wx`` (D, H), ``Wh`` (H, H), ``next_h = tanh(x @ Wx +
+    prev_h @ Wh + b)`` (N, H) and a random upstream gradient ``dnext_h`` (N, H)
+    returns ``(dx, dprev_h, dWx, dWh)`` or ``(dx, dprev_h, dWx, dWh, db)``
+    (``db`` (H,)), or a dict with those keys. Wrap a function that takes a
+    cache: ``lambda dnext_h, x, prev_h, Wx, Wh, next_h: rnn_step_backward(dnext_h, (x, prev_h, Wx, Wh, next_h))``.
+
+    ``model`` gives the sizes D and H (a fixed :class:`~bptt_check.model.RNN`
+    or a strategy; by default :func:`models`), and adds a bias to the forward
+    step when it has biases. The truth is jax's vector-Jacobian product of
+    ``dnext_h`` through the step (cross-checked by sympy); the report and its
+    diagnosis read the step as step 1 of a one-step model, ``h_0 = prev_h``,
+    ``h_1 = next_h``.
+    """
+    if not callable(step_fn):
+        raise InvalidArgumentError(f"step_fn must be callable, not {type(step_fn).__name__}", hint="pass your step function")
+    strategy = _step_cases(_model_strategy(model, "assert_step_gradients_match()"))
+    _validate_run(max_examples, rtol, atol, seed)
+    failure = _run(strategy, lambda case: _check_step(step_fn, case, rtol, atol), max_examples, seed)
+    if failure is None:
+        return
+    diagnoses: list[str] = []
+    if failure.wrong:
+        D, H = failure.case.Wx.shape
+        diag_model = _step_model(D, H)
+
+        def call(leaves: Mapping[Ref, np.ndarray], p: int) -> dict[str, np.ndarray]:
+            upstream = _upstream(diag_model, p)
+            x = leaves[Ref("x", 1)][p]
+            prev_h = leaves[Ref("h", 0)][p]
+            Wx, Wh = leaves[Ref("W_xh")][p], leaves[Ref("W_hh")][p]
+            next_h = np.tanh(x @ Wx + prev_h @ Wh + leaves[Ref("b_h")][p])
+            grads = _split_step(step_fn(upstream, x.copy(), prev_h.copy(), Wx.copy(), Wh.copy(), next_h))
+            return {_STEP_NAMES[k]: v.reshape(diag_model.shape(_diagnosis_target(_STEP_NAMES[k], 1))) for k, v in grads.items()}
+
+        diagnoses = _diagnose(diag_model, failure.wrong, call, rtol, atol)
+        diagnoses = [d + " (read h_1 as next_h, h_0 as prev_h, x_1 as x; dnext_h = dL/dh_1)" if "[" in d else d for d in diagnoses]
+    raise AssertionError(_report(failure, diagnoses, rtol, atol)) from None
+
+
+def _upstream(model: RNN, p: int) -> np.ndarray:
+    """dL/dh_1 (1, H) at the diagnosis point ``p`` of the one-step model: the upstream gradient a step function gets."""
+    from .truth import truth_for
+
+    truth = truth_for(model)
+    return np.asarray(truth.jacobian(L_TOTAL, Ref("h", 1)), dtype=np.float64)[p].reshape(1, model.hidden_size)

@@ -1,0 +1,546 @@
+"""bptt_check.testing: the strategies, assert_gradients_match and its adapters, the step check, the pytest plugin."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from bptt_check import RNN, ConfigError, Ref
+from bptt_check.model import L_TOTAL
+from bptt_check.sampling import A_MAX, numpy_forward
+from bptt_check.testing import (
+    Case,
+    InvalidArgumentError,
+    assert_gradients_match,
+    assert_step_gradients_match,
+    cases,
+    models,
+    parameters,
+    sequences,
+)
+
+pytest_plugins = ["pytester"]
+example_ok = pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "user_rnn"
+sys.path.insert(0, str(EXAMPLE))
+import rnn_impls  # noqa: E402
+
+MIN_CHAR = {"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"}
+FAST = dict(max_examples=15, seed=0)
+
+
+# -- reference implementations in the row layout (canonical names) ------------------------
+
+
+def row_bptt(params, xs, ys, h0, *, tanh_grad=lambda h: 1 - h**2, prev_offset=1, transpose_whh=False, loss_at="all"):
+    """Row-vector BPTT over canonical names; keyword switches introduce one mistake each."""
+    W_xh, W_hh, W_hy = params["W_xh"], params["W_hh"], params["W_hy"]
+    b_h, b_y = params.get("b_h", 0.0), params.get("b_y", 0.0)
+    T = len(xs)
+    hs = {0: h0}
+    ps, loss = {}, 0.0
+    steps = range(1, T + 1) if loss_at == "all" else [T]
+    for t in range(1, T + 1):
+        hs[t] = np.tanh(xs[t - 1] @ W_xh + hs[t - 1] @ W_hh + b_h)
+        z = hs[t] @ W_hy + b_y
+        e = np.exp(z - z.max())
+        ps[t] = e / e.sum()
+        if t in steps:
+            loss -= float(ys[t - 1] @ np.log(ps[t]))
+    g = {k: np.zeros_like(v) for k, v in params.items()}
+    dh_next = np.zeros_like(h0)
+    for t in range(T, 0, -1):
+        dz = ps[t] - ys[t - 1] if t in steps else np.zeros_like(ps[t])
+        g["W_hy"] += np.outer(hs[t], dz)
+        if "b_y" in g:
+            g["b_y"] += dz
+        da = (dz @ W_hy.T + dh_next) * tanh_grad(hs[t])
+        g["W_xh"] += np.outer(xs[t - 1], da)
+        g["W_hh"] += np.outer(hs[t - prev_offset], da)
+        if "b_h" in g:
+            g["b_h"] += da
+        dh_next = da @ W_hh.T
+    if transpose_whh:
+        g["W_hh"] = g["W_hh"].T
+    return loss, g
+
+
+def row_bptt_with_inputs(params, xs, ys, h0):
+    """The same, also returning dh0 and dx (recomputed here by a second, per-step pass)."""
+    loss, g = row_bptt(params, xs, ys, h0)
+    W_xh, W_hh, W_hy = params["W_xh"], params["W_hh"], params["W_hy"]
+    hs = [h0]
+    for x in xs:
+        hs.append(np.tanh(x @ W_xh + hs[-1] @ W_hh))
+    dxs, dh_next = np.zeros_like(xs), np.zeros_like(h0)
+    for t in range(len(xs), 0, -1):
+        z = hs[t] @ W_hy
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        da = ((p - ys[t - 1]) @ W_hy.T + dh_next) * (1 - hs[t] ** 2)
+        dxs[t - 1] = da @ W_xh.T
+        dh_next = da @ W_hh.T
+    return loss, {**{f"d{k}": v for k, v in g.items()}, "dh0": dh_next, "dx": dxs}
+
+
+NO_BIAS = models(biases=False, loss_at="all")
+WITH_BIAS = models(biases=True, loss_at="all")
+
+
+# -- strategies -------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(models(max_steps=5, max_size=4))
+def test_models_are_bounded(model):
+    assert 1 <= model.steps <= 5
+    assert 1 <= model.input_size <= 4 and 1 <= model.hidden_size <= 4
+    assert 2 <= model.output_size <= 4
+
+
+@settings(max_examples=30, deadline=None)
+@given(models(loss_at="last", h0="zeros", biases=True))
+def test_models_respect_fixed_options(model):
+    assert (model.loss_at, model.h0, model.biases) == ("last", "zeros", True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(max_steps=0), "max_steps = 0"),
+        (dict(max_steps=100), "max_steps = 100"),
+        (dict(max_size=1), "max_size = 1"),
+        (dict(max_size=2.5), "max_size = 2.5"),
+        (dict(loss_at="first"), "loss_at = 'first'"),
+        (dict(h0=0), "h0 = 0"),
+        (dict(biases="yes"), "biases = 'yes'"),
+    ],
+)
+def test_models_validate_their_arguments(kwargs, text):
+    with pytest.raises(InvalidArgumentError, match=re.escape(text)) as info:
+        models(**kwargs)
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, InvalidArgument)
+
+
+def test_strategies_take_keyword_arguments_only():
+    with pytest.raises(TypeError):
+        models(3)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        sequences(RNN(), "soft")  # type: ignore[misc]
+
+
+def test_strategies_reject_a_non_model():
+    for strategy in (parameters, sequences):
+        with pytest.raises(InvalidArgumentError, match="must be a bptt_check.RNN"):
+            strategy("T=2")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="targets"):
+        sequences(RNN(), targets="hard")  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data(), models(max_steps=3))
+def test_parameters_have_the_model_shapes_and_bounded_nonzero_entries(data, model):
+    params = data.draw(parameters(model))
+    D, H, O = model.sizes
+    want = {"W_xh": (D, H), "W_hh": (H, H), "W_hy": (H, O)}
+    if model.biases:
+        want |= {"b_h": (H,), "b_y": (O,)}
+    assert {k: v.shape for k, v in params.items()} == want
+    bounds = {"W_xh": 0.5 / D, "W_hh": 0.5 / H, "W_hy": 1.5 / H, "b_h": 0.5, "b_y": 0.5}
+    for name, value in params.items():
+        assert np.all(np.abs(value) >= 0.1 * bounds[name] - 1e-15)
+        assert np.all(np.abs(value) <= bounds[name] + 1e-15)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data(), models(), st.sampled_from(["any", "onehot", "soft"]))
+def test_sequences_put_targets_on_the_simplex(data, model, targets):
+    seq = data.draw(sequences(model, targets=targets))
+    T, (D, H, O) = model.steps, model.sizes
+    assert seq.xs.shape == (T, D) and seq.ys.shape == (T, O) and seq.h0.shape == (H,)
+    assert np.all(seq.ys >= 0) and np.all(seq.ys.sum(axis=1) == 1.0)
+    onehot = np.all(np.isin(seq.ys, (0.0, 1.0)))
+    if targets == "onehot":
+        assert onehot
+    if targets == "soft":
+        assert np.all(seq.ys > 0)
+    assert np.all(np.abs(seq.xs) >= 0.1)
+    if model.h0 == "zeros":
+        assert not seq.h0.any()
+    else:
+        assert np.all((np.abs(seq.h0) >= 0.09 - 1e-15) & (np.abs(seq.h0) <= 0.9))
+
+
+@settings(max_examples=80, deadline=None)
+@given(cases(models(max_steps=6, max_size=5)))
+def test_cases_are_well_conditioned(case):
+    values = numpy_forward(case.model, case.leaves())
+    for t in case.model.steps_range():
+        assert np.abs(values[Ref("a", t)]).max() <= A_MAX + 1e-12  # tanh' ≥ 0.18
+        assert np.abs(values[Ref("z", t)]).max() <= 2.0 + 1e-12  # no saturated softmax
+        assert values[Ref("yhat", t)].min() > 0.005
+    assert np.isfinite(values[L_TOTAL]).all()
+
+
+@example_ok
+def test_cases_are_frozen_and_readable():
+    case = cases(RNN(steps=2, biases=True)).example()
+    assert isinstance(case, Case)
+    with pytest.raises(ValueError):
+        case.xs[0, 0] = 1.0
+    with pytest.raises(TypeError):
+        case.params["W_xh"] = np.zeros((2, 2))  # type: ignore[index]
+    text = repr(case)
+    assert text.startswith(f"Case({case.model.describe()}\n")
+    for name in ("W_xh = [[", "W_hh = ", "W_hy = ", "b_h = [", "b_y = ", "xs = ", "ys = ", "h0 = "):
+        assert name in text
+    assert list(case.params) == ["W_xh", "W_hh", "W_hy", "b_h", "b_y"]
+
+
+@example_ok
+def test_case_arguments_in_the_column_layout():
+    model = RNN(steps=3, input_size=2, hidden_size=4, output_size=5, biases=True)
+    case = cases(model).example()
+    params, xs, ys, h0 = case.arguments(MIN_CHAR, layout="column")
+    assert {k: v.shape for k, v in params.items()} == {
+        "Wxh": (4, 2), "Whh": (4, 4), "Why": (5, 4), "bh": (4, 1), "by": (5, 1)
+    }
+    assert xs.shape == (3, 2, 1) and ys.shape == (3, 5, 1) and h0.shape == (4, 1)
+    np.testing.assert_array_equal(params["Whh"], case.params["W_hh"].T)
+    params_row, xs_row, _, h0_row = case.arguments()
+    assert params_row["b_h"].shape == (4,) and xs_row.shape == (3, 2) and h0_row.shape == (4,)
+    params_row["W_xh"][0, 0] = 99.0  # a copy: the case is untouched
+    assert case.params["W_xh"][0, 0] != 99.0
+
+
+# -- the truths ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [RNN(steps=3, input_size=2, hidden_size=3, output_size=2, loss_at="last", h0="zeros"),
+     RNN(steps=2, input_size=1, hidden_size=2, output_size=3, biases=True)],
+)
+def test_the_padded_jax_truth_equals_the_plain_one(model):
+    from bptt_check.numeric import NumericRNN
+    from bptt_check.sampling import sample_points
+    from bptt_check.testing import _jax_gradients, _jax_loss
+
+    leaves = sample_points(model, 3, seed=5)
+    plain = NumericRNN(model).gradients(leaves)
+    names = [r.family for r in model.parameters()] + ["h_0", "x"]
+    padded = _jax_gradients(model, leaves, names)
+    for ref in model.parameters():
+        np.testing.assert_allclose(padded[ref.family], plain[ref], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(padded["h_0"], plain[Ref("h", 0)], rtol=1e-13, atol=1e-15)
+    xs = np.concatenate([plain[Ref("x", t)] for t in model.steps_range()], axis=1)
+    np.testing.assert_allclose(padded["x"], xs, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(_jax_loss(model, leaves), numpy_forward(model, leaves)[L_TOTAL].reshape(-1), rtol=1e-13)
+
+
+# -- correct implementations pass -------------------------------------------------------------
+
+
+def test_correct_row_implementation_passes_with_canonical_names():
+    assert_gradients_match(row_bptt, NO_BIAS, **FAST)
+    assert_gradients_match(row_bptt, WITH_BIAS, **FAST)
+
+
+def test_correct_column_implementation_passes_with_names_and_d_prefix():
+    assert_gradients_match(rnn_impls.lossFun, WITH_BIAS, names=MIN_CHAR, layout="column", **FAST)
+
+
+def test_correct_implementation_passes_200_examples_within_a_minute():
+    start = time.perf_counter()
+    assert_gradients_match(rnn_impls.lossFun, WITH_BIAS, names=MIN_CHAR, layout="column", max_examples=200, seed=1)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 60, f"200 examples took {elapsed:.1f} s"
+
+
+def test_loss_at_last_step_and_fixed_model():
+    def last(params, xs, ys, h0):
+        return row_bptt(params, xs, ys, h0, loss_at="last")
+
+    assert_gradients_match(last, models(loss_at="last"), **FAST)
+    assert_gradients_match(last, RNN(steps=4, input_size=3, hidden_size=2, output_size=3, loss_at="last"), **FAST)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda out: out[1],  # gradients only
+        lambda out: (out[1], out[0]),  # (grads, loss)
+        lambda out: {**out[1], "loss": out[0]},  # a "loss" key
+    ],
+    ids=["grads-only", "grads-then-loss", "loss-key"],
+)
+def test_the_loss_may_be_returned_or_not(wrap):
+    assert_gradients_match(lambda *a: wrap(row_bptt(*a)), NO_BIAS, **FAST)
+
+
+def test_gradients_of_the_inputs_are_checked_too():
+    assert_gradients_match(row_bptt_with_inputs, NO_BIAS, **FAST)
+
+    def wrong_dx(*args):
+        loss, g = row_bptt_with_inputs(*args)
+        g["dx"] = g["dx"] * 1.5
+        return loss, g
+
+    with pytest.raises(AssertionError, match=r"(?s)^dx does not match.*dx is 1\.5 × the true gradient: a constant factor is wrong \[wrong_factor\]"):
+        assert_gradients_match(wrong_dx, NO_BIAS, **FAST)
+
+
+# -- buggy implementations fail, with the parameter and the mistake ----------------------------
+
+
+def _failure(fn, model=WITH_BIAS, **kwargs):
+    with pytest.raises(AssertionError) as info:
+        assert_gradients_match(fn, model, **{**FAST, **kwargs})
+    return str(info.value)
+
+
+def test_forgetting_dhnext_is_a_missing_recurrent_path():
+    msg = _failure(rnn_impls.lossFun_forgets_dhnext, names=MIN_CHAR, layout="column")
+    assert "does not match the true gradient" in msg
+    assert re.search(r"dWxh drops the path from L_2 back through h_1 \(where the gradient reaches step 1\) \[missing_path\]", msg)
+    assert "T=2" in msg  # shrunk to the smallest model where the path exists
+    assert re.search(r"worst entry dWxh\[\d, \d\]: yours = \S+, jax = \S+, sympy = \S+", msg)
+    assert "tolerance rule: |yours - jax| <= atol + rtol*|jax|" in msg
+
+
+def test_one_minus_h_is_a_wrong_activation_derivative():
+    msg = _failure(rnn_impls.lossFun_tanh_derivative, names=MIN_CHAR, layout="column")
+    assert msg.startswith("dWxh (dL/dW_xh) does not match the true gradient")
+    assert "dWxh uses 1 - h_1 where the tanh derivative 1 - h_1**2 belongs (step 1) [wrong_activation_derivative]" in msg
+    assert "Case(T=1, D=1, H=1, O=2" in msg  # the smallest model
+
+
+def test_sign_flip_is_reported():
+    msg = _failure(rnn_impls.lossFun_sign_flip, names=MIN_CHAR, layout="column")
+    assert msg.startswith("dWxh (dL/dW_xh) does not match the true gradient")
+    for key in ("dWxh", "dWhh", "dWhy", "dbh", "dby"):  # every gradient, each with the same diagnosis
+        assert f"{key} has the opposite sign of the gradient: y - yhat where yhat - y belongs [sign_flip]" in msg
+
+
+def test_off_by_one_hidden_state():
+    msg = _failure(lambda *a: row_bptt(*a, prev_offset=0), NO_BIAS)
+    assert "W_hh does not match the true gradient" in msg
+    assert re.search(r"W_hh uses h_\S+ where h_\S+ belongs .*\[off_by_one\]", msg)
+
+
+def test_transposed_gradient():
+    msg = _failure(lambda *a: row_bptt(*a, transpose_whh=True), models(loss_at="all", max_size=2))
+    assert "W_hh does not match the true gradient" in msg
+    assert "[transposed" in msg or "wrong way round" in msg
+
+
+def test_the_loss_value_is_checked():
+    def wrong_loss(params, xs, ys, h0):
+        loss, g = row_bptt(params, xs, ys, h0)
+        return 2 * loss, g
+
+    msg = _failure(wrong_loss, NO_BIAS)
+    assert msg.startswith("the loss does not match")
+    assert re.search(r"worst entry loss: yours = \S+, jax = \S+, sympy = \S+", msg)
+    assert_gradients_match(wrong_loss, NO_BIAS, loss=False, **FAST)  # loss=False: not checked
+
+
+def test_loss_true_requires_a_loss():
+    msg = _failure(lambda *a: row_bptt(*a)[1], NO_BIAS, loss=True)
+    assert "fn returned no loss, but loss=True" in msg
+
+
+def test_a_missing_parameter_is_named():
+    def no_whh(*args):
+        loss, g = rnn_impls.lossFun(*args)
+        del g["dWhh"]
+        return loss, g
+
+    msg = _failure(no_whh, names=MIN_CHAR, layout="column")
+    assert msg.startswith("fn returned no gradient for W_hh (as 'dWhh')")
+    assert "'dWxh'" in msg  # what it did return
+    assert "smallest failing case" in msg
+
+
+def test_an_unknown_gradient_is_named():
+    def typo(*args):
+        loss, g = rnn_impls.lossFun(*args)
+        g["dWhx"] = g.pop("dWhh")
+        return loss, g
+
+    msg = _failure(typo, names=MIN_CHAR, layout="column")
+    assert "fn returned a gradient 'dWhx' that names no parameter of this model" in msg
+
+
+def test_a_wrong_shape_is_named():
+    def transposed(*args):
+        loss, g = row_bptt(*args)
+        g["W_xh"] = g["W_xh"].T
+        return loss, g
+
+    msg = _failure(transposed, RNN(input_size=2, hidden_size=3))
+    assert msg.startswith("fn returned 'W_xh' of shape (3, 2), expected (2, 3) (W_xh in the row layout)")
+
+
+def test_a_bad_return_value_is_reported():
+    assert "fn returned float: expected a dict of gradients" in _failure(lambda *a: 1.0, NO_BIAS)
+
+
+def test_exceptions_of_fn_propagate():
+    def broken(params, xs, ys, h0):
+        raise ZeroDivisionError("oops")
+
+    with pytest.raises(ZeroDivisionError):
+        assert_gradients_match(broken, NO_BIAS, **FAST)
+
+
+def test_a_seed_makes_the_report_reproducible():
+    fn = rnn_impls.lossFun_tanh_derivative
+    first = _failure(fn, names=MIN_CHAR, layout="column", seed=3)
+    assert _failure(fn, names=MIN_CHAR, layout="column", seed=3) == first
+
+
+# -- argument validation ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(names={"Wxh": "Wxh"}), "not one of our names"),
+        (dict(names={"Wxh": "W_xh", "U": "W_xh"}), "maps both 'Wxh' and 'U' to 'W_xh'"),
+        (dict(names=["Wxh"]), "names must be a dict"),
+        (dict(layout="col"), "layout = 'col'"),
+        (dict(loss="yes"), "loss = 'yes'"),
+        (dict(max_examples=0), "max_examples = 0"),
+        (dict(rtol=-1.0), "rtol = -1.0"),
+        (dict(rtol=0.0, atol=0.0), "both 0"),
+        (dict(seed="x"), "seed = 'x'"),
+    ],
+)
+def test_assert_gradients_match_validates_its_arguments(kwargs, text):
+    with pytest.raises(InvalidArgumentError, match=re.escape(text)):
+        assert_gradients_match(row_bptt, NO_BIAS, **kwargs)
+
+
+def test_names_suggest_the_nearest_canonical_name():
+    with pytest.raises(InvalidArgumentError, match=r"did you mean 'W_hy'"):
+        assert_gradients_match(row_bptt, NO_BIAS, names={"V": "W_hu"})
+
+
+# -- one step (CS231n) ---------------------------------------------------------------------
+
+
+def cs231n_step(dnext_h, x, prev_h, Wx, Wh, next_h):
+    return rnn_impls.rnn_step_backward(dnext_h, (x, prev_h, Wx, Wh, next_h))
+
+
+def test_correct_step_backward_passes():
+    assert_step_gradients_match(cs231n_step, models(biases=True), **FAST)
+    assert_step_gradients_match(lambda *a: cs231n_step(*a)[:4], RNN(input_size=3, hidden_size=2), **FAST)
+
+
+def test_step_backward_with_one_minus_h():
+    def buggy(dnext_h, x, prev_h, Wx, Wh, next_h):
+        da = dnext_h * (1 - next_h)
+        return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+    with pytest.raises(AssertionError) as info:
+        assert_step_gradients_match(buggy, models(biases=True), **FAST)
+    msg = str(info.value)
+    assert msg.startswith("dx does not match the true gradient")
+    assert "uses 1 - h_1 where the tanh derivative 1 - h_1**2 belongs" in msg
+    assert "read h_1 as next_h" in msg
+
+
+def test_step_backward_missing_transpose():
+    def buggy(dnext_h, x, prev_h, Wx, Wh, next_h):
+        dx, dprev_h, dWx, dWh, db = cs231n_step(dnext_h, x, prev_h, Wx, Wh, next_h)
+        da = dnext_h * (1 - next_h**2)
+        return dx, da @ Wh, dWx, dWh, db
+
+    with pytest.raises(AssertionError) as info:
+        assert_step_gradients_match(buggy, models(biases=True, max_size=3), **FAST)
+    msg = str(info.value)
+    assert msg.startswith("dprev_h does not match the true gradient")
+    assert "multiplies by W_hh where W_hh.T belongs" in msg
+
+
+def test_step_backward_must_return_four_or_five_arrays():
+    with pytest.raises(AssertionError, match=r"step_fn must return \(dx, dprev_h, dWx, dWh\)"):
+        assert_step_gradients_match(lambda *a: cs231n_step(*a)[:3], RNN(), **FAST)
+
+
+# -- the pytest plugin -----------------------------------------------------------------------
+
+PLUGIN_TEST = """
+import numpy as np
+import rnn_impls
+
+NAMES = {"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"}
+
+def test_fixture(bptt_gradients):
+    assert "max_examples=3" in repr(bptt_gradients)
+    model = bptt_gradients.models(biases=True, loss_at="all")
+    bptt_gradients.assert_gradients_match(rnn_impls.lossFun, model, names=NAMES, layout="column", max_examples=500)
+    assert isinstance(bptt_gradients.cases(bptt_gradients.RNN()).example().xs, np.ndarray)
+"""
+
+
+@pytest.fixture
+def plugin_env(pytester, monkeypatch):
+    """A pytester dir with the example implementations, and plugin autoloading off (the plugin comes from -p)."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    shutil.copy(EXAMPLE / "rnn_impls.py", pytester.path / "rnn_impls.py")
+    return pytester
+
+
+def test_plugin_provides_the_fixture(plugin_env):
+    plugin_env.makepyfile(test_plugin=PLUGIN_TEST)
+    result = plugin_env.runpytest("-p", "bptt_check.pytest_plugin", "--bptt-max-examples", "3", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_plugin_lists_the_fixture_and_options(plugin_env):
+    result = plugin_env.runpytest("-p", "bptt_check.pytest_plugin", "--fixtures")
+    result.stdout.fnmatch_lines(["*bptt_gradients*", "*assert_gradients_match*"])
+    result = plugin_env.runpytest("-p", "bptt_check.pytest_plugin", "--help")
+    result.stdout.fnmatch_lines(["*--bptt-max-examples*", "*--bptt-seed*"])
+
+
+def test_without_the_plugin_there_is_no_fixture(plugin_env):
+    plugin_env.makepyfile(test_plugin=PLUGIN_TEST)
+    result = plugin_env.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'bptt_gradients' not found*"])
+
+
+def test_the_documented_example_runs_with_the_fixture(plugin_env):
+    shutil.copy(EXAMPLE / "test_user_rnn.py", plugin_env.path / "test_user_rnn.py")
+    result = plugin_env.runpytest("-p", "bptt_check.pytest_plugin", "--bptt-max-examples", "10", "--bptt-seed", "0", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+
+
+def _entry_point_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.value == "bptt_check.pytest_plugin" for ep in entry_points(group="pytest11"))
+
+
+@pytest.mark.skipif(not _entry_point_installed(), reason="the pytest11 entry point is not installed (pip install -e .)")
+def test_the_installed_entry_point_loads_the_plugin(pytester, monkeypatch):
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    shutil.copy(EXAMPLE / "rnn_impls.py", pytester.path / "rnn_impls.py")
+    pytester.makepyfile(test_plugin=PLUGIN_TEST)
+    result = pytester.runpytest_subprocess("--bptt-max-examples", "3", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
