@@ -41,6 +41,8 @@ from .model import L_TOTAL, RNN, Ref
 PRIME = (1 << 61) - 1
 """The Mersenne prime 2**61 - 1."""
 
+_NO_FACTORS: Mapping[tuple[int, int], int] = {}
+
 
 class NoExactForm(Exception):
     """An expression has no exact rewriting over the atoms (not a user error: the check falls back to numerics)."""
@@ -63,12 +65,17 @@ class Exact:
     (identified by their residue, with their degree) to exponents.
     """
 
-    __slots__ = ("v", "num", "den")
+    __slots__ = ("v", "num", "den", "den_degree")
 
-    def __init__(self, v: int, num: int = 0, den: Mapping[tuple[int, int], int] | None = None) -> None:
+    def __init__(
+        self, v: int, num: int = 0, den: Mapping[tuple[int, int], int] | None = None, den_degree: int | None = None
+    ) -> None:
         self.v = v % PRIME
         self.num = num
-        self.den: Mapping[tuple[int, int], int] = den or {}
+        self.den: Mapping[tuple[int, int], int] = den or _NO_FACTORS
+        if den_degree is None:
+            den_degree = sum(deg * e for (_, deg), e in self.den.items()) if den else 0
+        self.den_degree = den_degree
 
     @staticmethod
     def atom(value: int) -> "Exact":
@@ -85,10 +92,6 @@ class Exact:
         raise NoExactForm(f"no exact form for a {type(x).__name__}")
 
     @property
-    def den_degree(self) -> int:
-        return sum(deg * e for (_, deg), e in self.den.items())
-
-    @property
     def degree(self) -> int:
         """Numerator plus denominator degree: bounds the degree of a cross-multiplied difference."""
         return self.num + self.den_degree
@@ -96,9 +99,13 @@ class Exact:
     # -- field operations, each updating the degree bound ------------------
 
     def __add__(self, other: object) -> "Exact":
-        o = Exact.lift(other)  # type: ignore[arg-type]
-        if not o.den and not self.den:
-            return Exact(self.v + o.v, max(self.num, o.num))
+        o = other if isinstance(other, Exact) else Exact.lift(other)  # type: ignore[arg-type]
+        if o.den is self.den or o.den == self.den:  # a common denominator (often none at all)
+            return Exact(self.v + o.v, max(self.num, o.num), self.den, self.den_degree)
+        if not o.den:
+            return Exact(self.v + o.v, max(self.num, o.num + self.den_degree), self.den, self.den_degree)
+        if not self.den:
+            return Exact(self.v + o.v, max(self.num + o.den_degree, o.num), o.den, o.den_degree)
         den = dict(self.den)
         for f, e in o.den.items():
             if den.get(f, 0) < e:
@@ -110,7 +117,7 @@ class Exact:
     __radd__ = __add__
 
     def __neg__(self) -> "Exact":
-        return Exact(-self.v, self.num, self.den)
+        return Exact(-self.v, self.num, self.den, self.den_degree)
 
     def __sub__(self, other: object) -> "Exact":
         return self + (-Exact.lift(other))  # type: ignore[arg-type]
@@ -119,9 +126,11 @@ class Exact:
         return Exact.lift(other) + (-self)  # type: ignore[arg-type]
 
     def __mul__(self, other: object) -> "Exact":
-        o = Exact.lift(other)  # type: ignore[arg-type]
+        o = other if isinstance(other, Exact) else Exact.lift(other)  # type: ignore[arg-type]
+        if not self.den:
+            return Exact(self.v * o.v, self.num + o.num, o.den, o.den_degree)
         if not o.den:
-            return Exact(self.v * o.v, self.num + o.num, self.den)
+            return Exact(self.v * o.v, self.num + o.num, self.den, self.den_degree)
         den = dict(self.den)
         for f, e in o.den.items():
             den[f] = den.get(f, 0) + e
