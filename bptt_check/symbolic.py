@@ -1,7 +1,8 @@
 """The symbolic truth: the unrolled RNN in sympy and its exact Jacobians by symbolic reverse mode.
 
 Every named value of the model (:class:`~bptt_check.model.Ref`) has a matrix of
-sympy symbols (``h_1[0,1]``, ``W_hh[1,0]``; a 1×1 value is one symbol ``L_1``).
+real sympy symbols (``h_1[0,1]``, ``W_hh[1,0]``; a 1×1 value is one symbol
+``L_1``).
 A computed node is *defined* in its parents' symbols (row convention, SPEC §2)::
 
     a_t    = x_t W_xh + h_{t-1} W_hh (+ b_h)         h_0 = 0 when model.h0 == "zeros"
@@ -32,14 +33,18 @@ is the numerator), the softmax and cross-entropy steps are fused into
 ``ḡ_z_t = ḡ_L_t (yhat_t - y_t)``: equal to the unfused product because
 ``sum_k y_t[k] = 1`` (SPEC §2), and the form every text writes. The logarithm
 in ``∂L_t/∂y_t`` is rewritten the same way, through
-``log sum_j exp z_t[j] = L_t + y_t·z_t``. So every Jacobian is a rational
-function (``+ - * /`` and integer powers) of node symbols: it evaluates on
+``log sum_j exp z_t[j] = L_t + y_t·z_t`` (true at every consistent point with
+``sum_k y_t[k] = 1``). So every Jacobian is a rational function (``+ - * /``
+and integer powers) of node symbols, with no tanh, exp or log: it evaluates on
 floats and, unchanged, on exact field elements (rationals, integers mod p).
 
 Each sweep costs O(T·size²) symbols, so ∂L w.r.t. every parameter, input and
-node comes out of one sweep in time linear in T. Vector numerators use one
-sweep per entry. Jacobians compile once into a straight-line program over
-numpy arrays with a leading batch axis.
+node comes out of one sweep in time linear in T (sympy's own constructors are
+bypassed on this hot path: the tape holds unevaluated sums and products, put in
+canonical form only by :meth:`Jacobian.in_nodes`). Vector numerators use one
+sweep per entry. A sweep's tape compiles once into a straight-line program of
+numpy operations over the batch axis (common subexpressions shared); each
+Jacobian runs the prefix its entries need (∂L/∂h_T: the last step only).
 
 **Readings** (docs/ARCHITECTURE.md): the *immediate* reading keeps only the
 paths whose intermediate hidden states ``h_s`` (s ≥ 1) have s equal to the
@@ -529,6 +534,7 @@ class SymbolicRNN:
         self._sweeps: dict[tuple[Ref, int, frozenset[Ref] | None], _Sweep] = {}
         self._partials: dict[tuple[Ref, Ref, str], Jacobian] = {}
         self._leaf_exprs: dict[Ref, sympy.ImmutableMatrix] = {}
+        self._definitions: dict[Ref, sympy.ImmutableMatrix] = {}
         self._leaf_subs: dict[sympy.Symbol, sympy.Expr] | None = None
 
     # -- names and definitions ------------------------------------------------
@@ -538,9 +544,13 @@ class SymbolicRNN:
             raise ConfigError(f"{ref} is not a name of this model ({self.model.describe()})")
 
     def symbols(self, ref: Ref) -> sympy.Matrix:
-        """The matrix of symbols of a named value, shape ``model.shape(ref)``: ``h_1[0,1]``, ``W_hh[1,0]``, ``L_2``."""
+        """The matrix of (real) symbols of a named value, shape ``model.shape(ref)``.
+
+        Entries are named ``h_1[0,1]``, ``W_hh[1,0]``; a 1×1 value is one
+        symbol named after the ref (``L_2``, ``L``). A fresh mutable copy.
+        """
         self._check(ref)
-        return self._symbols[ref]
+        return sympy.Matrix(self._symbols[ref])
 
     def _zero_h0(self, ref: Ref) -> bool:
         return ref == Ref("h", 0) and self.model.h0 == "zeros"
@@ -549,36 +559,50 @@ class SymbolicRNN:
         """A computed node in its parents' symbols (module docstring); ``h_0`` is the zero matrix when h0 = "zeros".
 
         Leaves (parameters, x_t, y_t, an input h_0) have no definition: ConfigError.
+        Cached per ref (a fresh mutable copy is returned).
         """
         self._check(ref)
+        if ref not in self._definitions:
+            self._definitions[ref] = self._define(ref)
+        return sympy.Matrix(self._definitions[ref])
+
+    def _affine(self, products: list[tuple[Ref, Ref]], bias: Ref | None) -> sympy.ImmutableMatrix:
+        """``sum of row @ W (+ bias)`` for row vectors, built entry by entry (one sympy Add per entry)."""
+        F = self._flat
+        cols = self.model.shape(products[0][1])[1]
+        entries = []
+        for j in range(cols):
+            terms = [r * F[W][i * cols + j] for row, W in products for i, r in enumerate(F[row])]
+            if bias is not None:
+                terms.append(F[bias][j])
+            entries.append(sympy.Add(*terms))
+        return sympy.ImmutableMatrix(1, cols, entries)
+
+    def _define(self, ref: Ref) -> sympy.ImmutableMatrix:
         m = self.model
-        S = self.symbols
+        F = self._flat
         if self._zero_h0(ref):
-            return sympy.zeros(*m.shape(ref))
+            return sympy.ImmutableMatrix(sympy.zeros(*m.shape(ref)))
         fam, t = ref.family, ref.step
         if ref == L_TOTAL:
-            return sympy.Matrix([[sympy.Add(*[S(Ref("L", s))[0, 0] for s in m.loss_steps])]])
+            return sympy.ImmutableMatrix([[sympy.Add(*[F[Ref("L", s)][0] for s in m.loss_steps])]])
         if fam == "a":
             assert t is not None
-            out = S(Ref("x", t)) * S(Ref("W_xh"))
-            if not (t == 1 and m.h0 == "zeros"):
-                out = out + S(Ref("h", t - 1)) * S(Ref("W_hh"))
-            if m.biases:
-                out = out + S(Ref("b_h"))
-            return sympy.Matrix(out)
+            products = [(Ref("x", t), Ref("W_xh"))]
+            if Ref("W_hh") in self._parents[ref]:
+                products.append((Ref("h", t - 1), Ref("W_hh")))
+            return self._affine(products, Ref("b_h") if m.biases else None)
         if fam == "h" and t:
-            return sympy.Matrix(S(Ref("a", t)).applyfunc(sympy.tanh))
+            return sympy.ImmutableMatrix(1, m.hidden_size, [sympy.tanh(u) for u in F[Ref("a", t)]])
         if fam == "z":
-            out = S(Ref("h", t)) * S(Ref("W_hy"))
-            if m.biases:
-                out = out + S(Ref("b_y"))
-            return sympy.Matrix(out)
+            return self._affine([(Ref("h", t), Ref("W_hy"))], Ref("b_y") if m.biases else None)
         if fam == "yhat":
-            e = S(Ref("z", t)).applyfunc(sympy.exp)
-            return sympy.Matrix(e / sympy.Add(*e))
+            e = [sympy.exp(u) for u in F[Ref("z", t)]]
+            total = sympy.Add(*e)
+            return sympy.ImmutableMatrix(1, m.output_size, [ek / total for ek in e])
         if fam == "L":
-            y, yhat = S(Ref("y", t)), S(Ref("yhat", t))
-            return sympy.Matrix([[-sympy.Add(*[y[k] * sympy.log(yhat[k]) for k in range(m.output_size)])]])
+            y, yhat = F[Ref("y", t)], F[Ref("yhat", t)]
+            return sympy.ImmutableMatrix([[-sympy.Add(*[yk * sympy.log(pk) for yk, pk in zip(y, yhat)])]])
         raise ConfigError(f"{ref} is a leaf of the model (a given value): it has no definition")
 
     def _in_leaves(self, ref: Ref) -> sympy.ImmutableMatrix:
@@ -593,7 +617,7 @@ class SymbolicRNN:
             subs: dict[sympy.Symbol, sympy.Expr] = {}
             for p in self._parents[ref]:
                 subs.update(zip(self._flat[p], self._in_leaves(p)))
-            out = sympy.ImmutableMatrix(self.definition(ref).xreplace(subs))
+            out = sympy.ImmutableMatrix(self.definition(ref).xreplace(subs))  # type: ignore[arg-type]
         self._leaf_exprs[ref] = out
         return out
 
