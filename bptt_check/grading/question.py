@@ -1,0 +1,391 @@
+"""Question files and rubrics: what is asked, of which model, and what each outcome earns.
+
+A question file is TOML (read with :mod:`tomllib`)::
+
+    title = "HW2 3(a): dL/dW_hh"        # optional
+    target = "dL/dW_hh"                  # required
+
+    [model]                              # optional; the seed's model by default
+    steps = 2
+    loss_at = "all"                      # or "last"
+    sizes = { input = 2, hidden = 2, output = 2 }
+    h0 = "input"                         # or "zeros"
+    biases = false
+
+    [notation]                           # optional: alias = canonical family
+    t = "h"
+
+    [rubric]                             # optional; every key has a default
+    equivalent = 1                       # credit per verdict, a fraction of max_score
+    equivalent_numerically = 1
+    transposed = 0.5
+    not_equivalent = 0
+    invalid = 0
+    partial_credit = true                # a diagnosed wrong answer earns the engine's partial score
+    reading = "total"                    # "total" | "immediate" | "either"
+    points = 5                           # float sample points per check
+    max_score = 1                        # points of the question
+    budget = 10                          # seconds per answer
+
+    [rubric.diagnoses]                   # credit overrides per diagnosis code
+    sign_flip = 0.5
+
+Unknown keys, wrong types and a missing ``target`` are
+:class:`~bptt_check.errors.FileFormatError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Mapping
+
+from ..errors import BpttCheckError, ConfigError, FileFormatError
+from ..model import RNN
+from ..results import VERDICTS, CheckResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..compare import Settings
+    from ..language import Notation
+
+ReadingPolicy = Literal["total", "immediate", "either"]
+READINGS: tuple[ReadingPolicy, ...] = ("total", "immediate", "either")
+
+DEFAULT_CREDIT: dict[str, float] = {
+    "equivalent": 1.0,
+    "equivalent_numerically": 1.0,
+    "transposed": 0.5,
+    "not_equivalent": 0.0,
+    "invalid": 0.0,
+}
+"""Credit per verdict, as a fraction of the question's ``max_score``."""
+
+HARD_BUDGET_FACTOR = 1.25
+"""A worker still checking one answer at this multiple of the budget is killed.
+
+The checker keeps its own deadline at the budget itself (it abandons the
+evaluation, or skips the exact proof so that a slow right answer is
+``equivalent_numerically``); the kill is for code that never reaches a
+deadline check (reading a pathological text, a native library stuck).
+"""
+
+_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+_MAX_BUDGET = 3600.0
+_MAX_POINTS = 1000
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """What each outcome earns, and how answers are checked.
+
+    Credits (per verdict, and the per-diagnosis overrides) are fractions of
+    ``max_score`` in [0, 1]. The score of a checked answer is, in order:
+
+    1. the largest override in ``diagnoses`` among the answer's diagnosis
+       codes, when any of them has one (an instructor's word is final);
+    2. for a ``not_equivalent`` answer with a diagnosis, when
+       ``partial_credit`` is on: the larger of the engine's partial credit
+       (``CheckResult.score``) and the verdict's credit;
+    3. otherwise the verdict's credit.
+
+    times ``max_score``.
+    """
+
+    equivalent: float = 1.0
+    equivalent_numerically: float = 1.0
+    transposed: float = 0.5
+    not_equivalent: float = 0.0
+    invalid: float = 0.0
+    diagnoses: Mapping[str, float] = field(default_factory=dict)
+    partial_credit: bool = True
+    reading: ReadingPolicy = "total"
+    points: int = 5
+    max_score: float = 1.0
+    budget: float = 10.0
+
+    def __post_init__(self) -> None:
+        for verdict in VERDICTS:
+            _fraction(f"rubric.{verdict}", getattr(self, verdict))
+        if not isinstance(self.diagnoses, Mapping):
+            raise ConfigError(f"rubric.diagnoses = {self.diagnoses!r} is not a table of code = credit")
+        for code, credit in self.diagnoses.items():
+            if not isinstance(code, str) or not _CODE.match(code):
+                raise ConfigError(
+                    f"rubric.diagnoses key {code!r} is not a diagnosis code",
+                    hint="codes are lower_case_with_underscores, e.g. sign_flip",
+                )
+            _fraction(f"rubric.diagnoses.{code}", credit)
+        # A plain dict (not a mapping proxy) so that the rubric pickles into worker processes.
+        object.__setattr__(self, "diagnoses", {str(k): float(v) for k, v in self.diagnoses.items()})
+        for verdict in VERDICTS:
+            object.__setattr__(self, verdict, float(getattr(self, verdict)))
+        if not isinstance(self.partial_credit, bool):
+            raise ConfigError(f"rubric.partial_credit = {self.partial_credit!r} must be true or false")
+        if self.reading not in READINGS:
+            raise ConfigError(
+                f"rubric.reading = {self.reading!r} is not a reading policy",
+                hint='use "total", "immediate" or "either"',
+            )
+        if isinstance(self.points, bool) or not isinstance(self.points, int) or not 1 <= self.points <= _MAX_POINTS:
+            raise ConfigError(
+                f"rubric.points = {self.points!r} must be a whole number of sample points",
+                hint=f"between 1 and {_MAX_POINTS}; 5 is the default",
+            )
+        _positive("rubric.max_score", self.max_score, upper=1e6)
+        _positive("rubric.budget", self.budget, upper=_MAX_BUDGET)
+        object.__setattr__(self, "max_score", float(self.max_score))
+        object.__setattr__(self, "budget", float(self.budget))
+
+    def credit(self, verdict: str) -> float:
+        """The credit (a fraction of ``max_score``) of a verdict."""
+        return float(getattr(self, verdict)) if verdict in VERDICTS else 0.0
+
+    def fraction(self, result: CheckResult) -> float:
+        """The share of ``max_score`` an answer's check result earns (rules in the class docstring)."""
+        codes = [d.code for d in result.diagnoses]
+        overrides = [self.diagnoses[c] for c in codes if c in self.diagnoses]
+        if overrides:
+            return max(overrides)
+        base = self.credit(result.verdict)
+        if self.partial_credit and result.verdict == "not_equivalent" and result.diagnoses:
+            engine = result.score if isinstance(result.score, (int, float)) and math.isfinite(result.score) else 0.0
+            return max(base, min(1.0, max(0.0, float(engine))))
+        return base
+
+    def score(self, result: CheckResult) -> float:
+        """Points earned, in [0, max_score]."""
+        return _clean(self.fraction(result) * self.max_score)
+
+    def settings(self) -> "Settings":
+        """The checker settings this rubric asks for."""
+        from ..compare import Settings
+
+        return Settings(points=self.points, reading=self.reading, budget=self.budget)
+
+    @property
+    def hard_budget(self) -> float:
+        """Seconds after which a worker checking one answer is killed (see :data:`HARD_BUDGET_FACTOR`)."""
+        return self.budget * HARD_BUDGET_FACTOR
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> "Rubric":
+        """Build from a ``[rubric]`` table; unknown keys and wrong types are :class:`ConfigError`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in table:
+            if key not in known:
+                raise ConfigError(
+                    f"unknown key rubric.{key}",
+                    hint=_suggest(key, known, "rubric"),
+                )
+        kwargs = dict(table)
+        diagnoses = kwargs.get("diagnoses", {})
+        if not isinstance(diagnoses, Mapping):
+            raise ConfigError(
+                f"rubric.diagnoses = {diagnoses!r} must be a table",
+                hint="write [rubric.diagnoses] then e.g. sign_flip = 0.5",
+            )
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One gradient question: the target, the model, the notation and the rubric.
+
+    ``notation`` is the raw ``[notation]`` table (alias = canonical family);
+    it is turned into a :class:`~bptt_check.language.Notation` when a grader
+    is built, so a question stays plain data (and pickles into workers).
+    """
+
+    target: str
+    model: RNN = field(default_factory=RNN)
+    notation: Mapping[str, Any] | None = None
+    rubric: Rubric = field(default_factory=Rubric)
+    title: str = ""
+    source: str = ""
+    """Where the question came from (a file path), for messages."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target, str) or not self.target.strip():
+            raise ConfigError(f"target = {self.target!r} must be a non-empty string", hint='e.g. target = "dL/dW_hh"')
+        if not isinstance(self.model, RNN):
+            raise ConfigError(f"model = {self.model!r} is not a bptt_check.RNN")
+        if not isinstance(self.rubric, Rubric):
+            raise ConfigError(f"rubric = {self.rubric!r} is not a Rubric")
+        if not isinstance(self.title, str):
+            raise ConfigError(f"title = {self.title!r} must be a string")
+        if self.notation is not None:
+            if not isinstance(self.notation, Mapping):
+                raise ConfigError(f"notation = {self.notation!r} must be a table of alias = name")
+            object.__setattr__(self, "notation", dict(self.notation))
+
+    @property
+    def name(self) -> str:
+        """The title, or the target when there is none."""
+        return self.title or self.target
+
+    def with_budget(self, budget: float) -> "Question":
+        """The same question with another per-answer time budget (seconds)."""
+        return dataclasses.replace(self, rubric=dataclasses.replace(self.rubric, budget=budget))
+
+    def build_notation(self) -> "Notation | None":
+        """The notation object of ``[notation]`` (None when there is none)."""
+        if not self.notation:
+            return None
+        from ..language import Notation
+
+        return Notation.from_table(dict(self.notation), source=self.source or "question")
+
+    def validate(self) -> None:
+        """Check that the notation table and the target make sense for the model.
+
+        Raises :class:`FileFormatError` naming the source and the key. This is
+        cheap (no truth is computed).
+        """
+        from ..language import parse_target
+
+        where = self.source or "question"
+        try:
+            notation = self.build_notation()
+        except FileFormatError:
+            raise
+        except BpttCheckError as err:
+            raise FileFormatError(f"{where}: [notation]: {err.message}", hint=err.hint) from None
+        try:
+            parse_target(self.target, self.model, notation=notation)
+        except BpttCheckError as err:
+            raise FileFormatError(f"{where}: target = {self.target!r}: {err.message}", hint=err.hint) from None
+
+    # -- loading ------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Question":
+        """Read and validate a question file (TOML)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise FileFormatError(f"cannot read question file {path}: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise FileFormatError(f"{path}: not UTF-8 text") from None
+        return cls.from_toml(text, source=str(path))
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str = "<question>") -> "Question":
+        """Parse and validate the text of a question file."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise FileFormatError(f"{source}: not valid TOML: {err}") from None
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<question>") -> "Question":
+        """Build and validate a question from the parsed TOML document."""
+        allowed = ("target", "title", "model", "notation", "rubric")
+        for key in data:
+            if key not in allowed:
+                raise FileFormatError(f"{source}: unknown key {key!r}", hint=_suggest(key, allowed, None))
+        if "target" not in data:
+            raise FileFormatError(f"{source}: missing key 'target'", hint='add e.g. target = "dL/dW_hh"')
+        target = data["target"]
+        if not isinstance(target, str) or not target.strip():
+            raise FileFormatError(f"{source}: target = {target!r} must be a non-empty string", hint='e.g. "dL/dW_hh"')
+        title = data.get("title", "")
+        if not isinstance(title, str):
+            raise FileFormatError(f"{source}: title = {title!r} must be a string")
+        tables: dict[str, Mapping[str, Any]] = {}
+        for key in ("model", "notation", "rubric"):
+            value = data.get(key, {})
+            if not isinstance(value, Mapping):
+                raise FileFormatError(f"{source}: {key} must be a table", hint=f"write [{key}] on its own line")
+            tables[key] = value
+        try:
+            model = _model_from_table(tables["model"])
+            rubric = Rubric.from_table(tables["rubric"])
+        except ConfigError as err:
+            raise FileFormatError(f"{source}: {err.message}", hint=err.hint) from None
+        notation = dict(tables["notation"]) or None
+        question = cls(target=target, model=model, notation=notation, rubric=rubric, title=title, source=source)
+        question.validate()
+        return question
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def _model_from_table(table: Mapping[str, Any]) -> RNN:
+    allowed = ("steps", "loss_at", "sizes", "h0", "biases")
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key model.{key}", hint=_suggest(key, allowed, "model"))
+    kwargs: dict[str, Any] = {}
+    if "steps" in table:
+        kwargs["steps"] = _whole("model.steps", table["steps"])
+    if "loss_at" in table:
+        kwargs["loss_at"] = _choice("model.loss_at", table["loss_at"], ("all", "last"))
+    if "h0" in table:
+        kwargs["h0"] = _choice("model.h0", table["h0"], ("input", "zeros"))
+    if "biases" in table:
+        if not isinstance(table["biases"], bool):
+            raise ConfigError(f"model.biases = {table['biases']!r} must be true or false")
+        kwargs["biases"] = table["biases"]
+    if "sizes" in table:
+        sizes = table["sizes"]
+        if not isinstance(sizes, Mapping):
+            raise ConfigError(
+                f"model.sizes = {sizes!r} must be a table",
+                hint="e.g. sizes = { input = 2, hidden = 2, output = 2 }",
+            )
+        names = {"input": "input_size", "hidden": "hidden_size", "output": "output_size"}
+        for key, value in sizes.items():
+            if key not in names:
+                raise ConfigError(f"unknown key model.sizes.{key}", hint="the sizes are input, hidden and output")
+            kwargs[names[key]] = _whole(f"model.sizes.{key}", value)
+    try:
+        return RNN(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"[model]: {err.message}", hint=err.hint) from None
+
+
+def _whole(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} = {value!r} must be a whole number")
+    return value
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{key} = {value!r} is invalid", hint="use " + " or ".join(f'"{c}"' for c in choices))
+    return str(value)
+
+
+def _fraction(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(
+            f"{key} = {value!r} must be a number between 0 and 1",
+            hint="credits are fractions of max_score",
+        )
+
+
+def _positive(key: str, value: Any, *, upper: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= upper:
+        raise ConfigError(f"{key} = {value!r} must be a number greater than 0 (at most {upper:g})")
+
+
+def _suggest(key: str, known: Any, table: str | None) -> str:
+    import difflib
+
+    prefix = f"{table}." if table else ""
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+    listing = ", ".join(prefix + k for k in sorted(known))
+    guess = f"did you mean {prefix}{close[0]}? " if close else ""
+    return f"{guess}known keys: {listing}"
+
+
+def _clean(x: float) -> float:
+    """Round away float noise (0.30000000000000004 → 0.3) while keeping real precision."""
+    return float(round(x, 9))
