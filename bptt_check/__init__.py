@@ -33,6 +33,7 @@ from .model import RNN, Ref, Target
 if TYPE_CHECKING:  # pragma: no cover
     from .compare import Checker, Settings, check
     from .language import Notation, parse, parse_target, to_latex, to_plain
+    from .grading import GradeResult, Grader, Question, Rubric, Summary
     from .results import CheckResult, Counterexample, Diagnosis, Evidence
 
 # The engine pulls in sympy and lark; load it on first use so that
@@ -50,6 +51,11 @@ _LAZY = {
     "Counterexample": "results",
     "Diagnosis": "results",
     "Evidence": "results",
+    "Grader": "grading",
+    "Question": "grading",
+    "Rubric": "grading",
+    "GradeResult": "grading",
+    "Summary": "grading",
 }
 
 
@@ -72,6 +78,11 @@ __all__ = [
     "Counterexample",
     "Diagnosis",
     "Evidence",
+    "Grader",
+    "Question",
+    "Rubric",
+    "GradeResult",
+    "Summary",
     "RNN",
     "Ref",
     "Target",

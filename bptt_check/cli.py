@@ -196,8 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(run=_cmd_selfcheck)
 
     from .derivations import add_verify_command
+    from .grading import add_grade_command
 
     add_verify_command(sub)
+    add_grade_command(sub)
     return p
 
 

@@ -31,7 +31,7 @@ from .diagnose import Diagnoser
 from .errors import BpttCheckError, BudgetExceeded, ExpressionError, InternalError, ShapeError
 from .evaluate import Deadline, Mode, evaluate
 from .exact import PRIME, NoExactForm, max_degree, residues
-from .language import Notation, parse, parse_target
+from .language import Notation, parse, parse_target, target_of
 from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
 from .model import RNN, Reading, Ref, Target
 from .results import CheckResult, Counterexample, Diagnosis, Evidence, Reading as ReadingResult
@@ -106,6 +106,7 @@ class Checker:
             "ShapeError": "shape_error",
             "ChainError": "chain_break",
             "LimitError": "limit",
+            "BudgetExceeded": "time_budget",
         }.get(type(err).__name__, "invalid")
         caret = err.caret() if isinstance(err, ExpressionError) else ""
         return CheckResult(
@@ -120,7 +121,13 @@ class Checker:
         )
 
     def check_expr(self, expr: Expr, *, text: str = "") -> CheckResult:
-        """Check an already parsed answer (used for generated variants too)."""
+        """Check an already parsed answer (used for generated variants too); past the budget, ``invalid``."""
+        try:
+            return self._check_expr(expr, text)
+        except BudgetExceeded as err:
+            return self.invalid(text, err)
+
+    def _check_expr(self, expr: Expr, text: str) -> CheckResult:
         s = self.settings
         deadline = Deadline(s.budget)
         want = self.target.shape(self.model)
@@ -137,10 +144,7 @@ class Checker:
             readings = ("total", "immediate")
             if len({p.den.is_parameter for p in ambiguous}) == 2:
                 readings += ("mixed",)  # differs from both only when both kinds are present
-        try:
-            outcomes = {r: self._numeric(expr, r, deadline) for r in readings}
-        except BudgetExceeded as err:
-            return self.invalid(text, err)
+        outcomes = {r: self._numeric(expr, r, deadline) for r in readings}
         if expr.shape == want:
             right = {r: o.agrees for r, o in outcomes.items()}
         else:
@@ -421,7 +425,7 @@ def check(
                 ExpressionError("no target given", hint="pass --target dL/dW_hy, or write the answer as 'lhs = rhs'"),
                 model,
             )
-        target = _target_of(parsed.lhs)
+        target = target_of(parsed.lhs)
         if target is None:
             return _invalid_without_target(
                 expr,
@@ -434,16 +438,6 @@ def check(
     except ExpressionError as err:
         return _invalid_without_target(expr, err, model, target=str(target))
     return checker.check(expr, syntax=syntax)
-
-
-def _target_of(lhs: Expr) -> Target | None:
-    if isinstance(lhs, Partial) and lhs.num_index is None:
-        return Target(lhs.num, lhs.den, lhs.den_index)
-    if isinstance(lhs, Name):
-        return Target(lhs.ref)
-    if isinstance(lhs, Element) and isinstance(lhs.operand, Name):
-        return Target(lhs.operand.ref, None, lhs.index)
-    return None
 
 
 def _invalid_without_target(text: str, err: BpttCheckError, model: RNN, target: str = "?") -> CheckResult:

@@ -506,7 +506,7 @@ def model_from_table(table: Mapping[str, Any]) -> RNN:
 
 
 def _load_claim(f: DerivationFile, index: int, raw: Any) -> Claim | ClaimOutcome:
-    from .language import parse, parse_target
+    from .language import parse, parse_target, target_of
 
     name = raw.get("name") if isinstance(raw, Mapping) else None
     shown = name if isinstance(name, str) and name.strip() else f"claim {index}"
@@ -565,7 +565,7 @@ def _load_claim(f: DerivationFile, index: int, raw: Any) -> Claim | ClaimOutcome
         if parsed is not None:
             if parsed.lhs is None:
                 return problem("missing key 'target' (needed unless the expression is 'lhs = rhs')", "target")
-            target = _target_of(parsed.lhs)
+            target = target_of(parsed.lhs)
             if target is None:
                 return problem("missing key 'target': the left-hand side names no target", "target")
         target_text = str(target) if target is not None else "?"
@@ -585,19 +585,6 @@ def _load_claim(f: DerivationFile, index: int, raw: Any) -> Claim | ClaimOutcome
         note=raw.get("note", ""),
         source=raw.get("source", ""),
     )
-
-
-def _target_of(lhs: Any) -> Target | None:
-    """The target named by the left-hand side of ``lhs = rhs`` (a partial, a name or an element)."""
-    from .language import Element, Name, Partial
-
-    if isinstance(lhs, Partial) and lhs.num_index is None:
-        return Target(lhs.num, lhs.den, lhs.den_index)
-    if isinstance(lhs, Name):
-        return Target(lhs.ref)
-    if isinstance(lhs, Element) and isinstance(lhs.operand, Name):
-        return Target(lhs.operand.ref, None, lhs.index)
-    return None
 
 
 def _fatal(source: str, message: str, *, key: str | None = None) -> DerivationFile:

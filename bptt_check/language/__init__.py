@@ -46,6 +46,7 @@ from .resolve import Resolver, fmt_shape
 __all__ = [
     "parse",
     "parse_target",
+    "target_of",
     "to_plain",
     "to_latex",
     "Notation",
@@ -108,6 +109,17 @@ def parse(
     return _run(text, model, notation, syntax, allow_tensor=False)
 
 
+def target_of(expr: Expr) -> Target | None:
+    """The target an expression names — a partial (``dL/dW_hy[0,0]``), a name (``L_2``) or an element (``h_2[1]``) — or None."""
+    if isinstance(expr, Partial) and expr.num_index is None:
+        return Target(expr.num, expr.den, expr.den_index)
+    if isinstance(expr, Name):
+        return Target(expr.ref)
+    if isinstance(expr, Element) and isinstance(expr.operand, Name):
+        return Target(expr.operand.ref, None, expr.index)
+    return None
+
+
 def parse_target(
     text: str,
     model: RNN,
@@ -122,8 +134,8 @@ def parse_target(
     if parsed.lhs is not None:
         raise ParseError("a target cannot be an equation", text=text, position=0, hint=hint)
     expr = parsed.expr
-    if isinstance(expr, Partial):
-        if expr.num_index is not None and model.shape(expr.num) != (1, 1):
+    if isinstance(expr, Partial) and expr.num_index is not None:
+        if model.shape(expr.num) != (1, 1):
             raise ParseError(
                 "a target's numerator cannot be indexed",
                 text=text,
@@ -131,8 +143,7 @@ def parse_target(
                 hint="differentiate a whole node (dyhat_1/dz_1) or a scalar (dL/dW_hy[0,0])",
             )
         return Target(expr.num, expr.den, expr.den_index)
-    if isinstance(expr, Name):
-        return Target(expr.ref)
-    if isinstance(expr, Element) and isinstance(expr.operand, Name):
-        return Target(expr.operand.ref, None, expr.index)
-    raise ParseError("this is not a target", text=text, position=0, hint=hint)
+    target = target_of(expr)
+    if target is None:
+        raise ParseError("this is not a target", text=text, position=0, hint=hint)
+    return target
