@@ -106,13 +106,17 @@ class Exact:
             return Exact(self.v + o.v, max(self.num, o.num + self.den_degree), self.den, self.den_degree)
         if not self.den:
             return Exact(self.v + o.v, max(self.num + o.den_degree, o.num), o.den, o.den_degree)
-        den = dict(self.den)
-        for f, e in o.den.items():
-            if den.get(f, 0) < e:
+        # The common multiple takes each factor at its larger exponent; start from the larger map.
+        big, small = (self, o) if len(self.den) >= len(o.den) else (o, self)
+        den = dict(big.den)
+        dm = big.den_degree
+        for f, e in small.den.items():
+            cur = den.get(f, 0)
+            if cur < e:
                 den[f] = e
-        dm = sum(deg * e for (_, deg), e in den.items())
+                dm += f[1] * (e - cur)
         num = max(self.num + dm - self.den_degree, o.num + dm - o.den_degree)
-        return Exact(self.v + o.v, num, den)
+        return Exact(self.v + o.v, num, den, dm)
 
     __radd__ = __add__
 
@@ -131,10 +135,11 @@ class Exact:
             return Exact(self.v * o.v, self.num + o.num, o.den, o.den_degree)
         if not o.den:
             return Exact(self.v * o.v, self.num + o.num, self.den, self.den_degree)
-        den = dict(self.den)
-        for f, e in o.den.items():
+        big, small = (self, o) if len(self.den) >= len(o.den) else (o, self)
+        den = dict(big.den)
+        for f, e in small.den.items():
             den[f] = den.get(f, 0) + e
-        return Exact(self.v * o.v, self.num + o.num, den)
+        return Exact(self.v * o.v, self.num + o.num, den, self.den_degree + o.den_degree)
 
     __rmul__ = __mul__
 

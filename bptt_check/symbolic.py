@@ -162,6 +162,16 @@ class _Program:
     outputs: list[int | sympy.Expr]
 
 
+class _Run:
+    """A partial evaluation of one compiler's registers on one set of values."""
+
+    def __init__(self, values: Mapping[Ref, np.ndarray]) -> None:
+        self.values = values
+        self.exact = any(np.asarray(v).dtype == object for v in values.values())
+        self.regs: list[Any] = []
+        self.loads = self.consts = self.raw = self.ops = 0
+
+
 class _Compiler:
     """Turns rational sympy expressions over node symbols and tape symbols into register operations.
 
@@ -184,6 +194,41 @@ class _Compiler:
         self.raw: list[tuple[int, int]] = []
         self.ops: list[_Op] = []
         self.source: list[tuple[str, int]] = []  # register -> (list name, index in that list)
+        self._runs: list[_Run] = []
+
+    def run(self, values: Mapping[Ref, np.ndarray], cut: int) -> list[Any]:
+        """Registers ``0..cut-1`` evaluated on ``values``, continuing the last run on the same values.
+
+        Every Jacobian of one sweep is a prefix of its program, so evaluating
+        ∂L/∂h_t for every t on the same points costs one sweep, not T.
+        """
+        run = next((r for r in self._runs if r.values is values), None)
+        if run is None:
+            run = _Run(values)
+            self._runs = [run, *self._runs[:3]]
+        regs = run.regs
+        if len(regs) < self.size:
+            regs.extend([None] * (self.size - len(regs)))
+        while run.loads < len(self.loads) and self.loads[run.loads][0] < cut:
+            r, ref, i, j = self.loads[run.loads]
+            if ref not in values:
+                raise KeyError(f"evaluation needs a value for {ref}")
+            regs[r] = values[ref][:, i, j]
+            run.loads += 1
+        exact = run.exact
+        while run.consts < len(self.consts) and self.consts[run.consts][0] < cut:
+            r, c = self.consts[run.consts]
+            regs[r] = _convert(c, exact)
+            run.consts += 1
+        while run.raw < len(self.raw) and self.raw[run.raw][0] < cut:
+            r, n = self.raw[run.raw]
+            regs[r] = n
+            run.raw += 1
+        while run.ops < len(self.ops) and self.ops[run.ops][1] < cut:
+            f, out, a, b = self.ops[run.ops]
+            regs[out] = f(regs[a], regs[b])
+            run.ops += 1
+        return regs
 
     def _new(self, kind: str, index: int) -> int:
         self.source.append((kind, index))
@@ -440,6 +485,8 @@ class Jacobian:
         :class:`fractions.Fraction`), so it is exact in that field.
         """
         prog = self._core.program()
+        if len(self._core.sweeps) == 1 and prog.loads:
+            return self._evaluate_prefix(prog, values)
         arrays = []
         for _, ref, _, _ in prog.loads:
             if ref not in values:
@@ -460,6 +507,20 @@ class Jacobian:
             regs[r] = n
         for f, out, a, b in prog.ops:
             regs[out] = f(regs[a], regs[b])
+        result = np.empty((points, len(prog.outputs)), dtype=object if exact else np.float64)
+        for k, o in enumerate(prog.outputs):
+            result[:, k] = _convert(o, exact) if isinstance(o, sympy.Expr) else regs[o]
+        return result.reshape((points, *self.shape))
+
+    def _evaluate_prefix(self, prog: _Program, values: Mapping[Ref, np.ndarray]) -> np.ndarray:
+        """Evaluate as a prefix of the sweep's program, sharing the registers already computed on ``values``."""
+        compiler = self._core.sweeps[0].compiler(self._core.owner._where)
+        try:
+            regs = compiler.run(values, prog.size)
+        except KeyError as err:
+            raise KeyError(f"evaluating ∂{self.num}/∂{self.den}: {err.args[0]}") from None
+        exact = any(np.asarray(v).dtype == object for v in values.values())
+        points = np.asarray(next(iter(values.values()))).shape[0]
         result = np.empty((points, len(prog.outputs)), dtype=object if exact else np.float64)
         for k, o in enumerate(prog.outputs):
             result[:, k] = _convert(o, exact) if isinstance(o, sympy.Expr) else regs[o]
