@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 
 from .diagnose import Diagnoser
-from .errors import BpttCheckError, BudgetExceeded, ExpressionError, InternalError, ShapeError
+from .errors import BpttCheckError, BudgetExceeded, CircularError, ExpressionError, InternalError, ShapeError
 from .evaluate import Deadline, Mode, evaluate
 from .exact import PRIME, NoExactForm, max_degree, residues
 from .language import Notation, parse, parse_target, target_of
@@ -106,6 +106,7 @@ class Checker:
             "ShapeError": "shape_error",
             "ChainError": "chain_break",
             "LimitError": "limit",
+            "CircularError": "circular",
             "BudgetExceeded": "time_budget",
         }.get(type(err).__name__, "invalid")
         caret = err.caret() if isinstance(err, ExpressionError) else ""
@@ -238,7 +239,26 @@ class Checker:
                 position=0,
                 hint=f"write the answer for {self.target}, or change --target",
             )
+        self._refuse_circular(parsed.expr, parsed.text)
         return parsed.expr
+
+    def _refuse_circular(self, expr: Expr, text: str) -> None:
+        """An answer may cite true partials, but not the one it is asked for (SPEC §4)."""
+        t = self.target
+        for p in walk(expr):
+            if (
+                isinstance(p, Partial)
+                and t.wrt is not None
+                and (p.num, p.den) == (t.of, t.wrt)
+                and p.num_index is None
+                and p.den_index in (None, t.index)
+            ):
+                raise CircularError(
+                    f"the answer uses {t} itself",
+                    text=text,
+                    position=0,
+                    hint="write it in terms of other quantities (partials of other nodes may be cited)",
+                )
 
     def _names_target(self, lhs: Expr) -> bool:
         t = self.target

@@ -80,6 +80,10 @@ class ChainError(ExpressionError):
     """A product of partials whose factors do not link."""
 
 
+class CircularError(ExpressionError):
+    """An answer that uses the very partial it is asked for (``dL/dW_hh`` as the answer to dL/dW_hh)."""
+
+
 class LimitError(ExpressionError):
     """Input beyond a safety limit (length, nesting, number or exponent size)."""
 

@@ -88,6 +88,8 @@ def test_transposed_answer_is_reported_apart():
         ("h_1.T @ (yhat_1 - y_1", "parse_error"),
         ("dL_1/dc_1 * ds_2/dW_hy", "chain_break"),
         ("h_1.T", "shape_error"),
+        ("dL/dW_hy", "circular"),
+        ("2 * dL/dW_hy - dL/dW_hy", "circular"),
     ],
 )
 def test_invalid_answers_name_the_problem(answer, code):

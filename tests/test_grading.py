@@ -301,7 +301,7 @@ def test_workers_that_overrun_or_die_cost_only_their_answer():
     q = Question("dL/dW_hh", rubric=Rubric(budget=0.05))
     start = time.perf_counter()
     with Grader(q) as grader:  # the workers are kept between batches
-        batch = [("slow", slow), ("ok", "dL/dW_hh"), ("shape", "h_0 @ h_1"), ("slow2", slow + " ")]
+        batch = [("slow", slow), ("ok", "h_0.T @ (dL/dh_1 * (1 - h_1**2)) + h_1.T @ (dL/dh_2 * (1 - h_2**2))"), ("shape", "h_0 @ h_1"), ("slow2", slow + " ")]
         results = grader.grade_many(batch, jobs=1)
         kept = grader._pool
         assert results[0].verdict == "invalid" and results[0].codes == ("time_budget",)
@@ -324,7 +324,7 @@ def test_workers_that_overrun_or_die_cost_only_their_answer():
 
         killer = threading.Thread(target=kill_the_worker_checking_the_victim)
         killer.start()
-        after = grader.grade_many([("victim", victim), ("next", "(dL/dW_hh)")], jobs=1)
+        after = grader.grade_many([("victim", victim), ("next", "(h_0.T @ (dL/dh_1 * (1 - h_1**2)) + h_1.T @ (dL/dh_2 * (1 - h_2**2)))")], jobs=1)
         killer.join()
         assert after[0].verdict == "invalid" and after[0].codes == ("crashed",)
         assert "the grading process died while checking this answer (exit code -9)" in after[0].message

@@ -1060,3 +1060,13 @@ def test_parsed_partials_lists_every_partial() -> None:
     assert [(str(p.num), str(p.den)) for p in parsed.partials] == [("L_1", "yhat_1"), ("yhat_1", "W_hy"), ("L", "W_hy")]
     assert isinstance(parsed, Parsed)
     assert all(n.shape for n in walk(parsed.expr))
+
+
+@pytest.mark.parametrize("text", [r"\exp^", r"\tanh^", r"\exp^-", "exp^"])
+def test_a_superscript_at_the_end_is_a_clean_error(text):
+    """Regression: past the end, "" counted as a minus sign and the lexer recursed forever."""
+    from bptt_check import BpttCheckError, RNN
+    from bptt_check.language import parse
+
+    with pytest.raises(BpttCheckError):
+        parse(text, RNN())

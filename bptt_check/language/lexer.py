@@ -138,7 +138,7 @@ _PLAIN_SCRIPT = re.compile(r"[0-9]+|[A-Za-z]")
 _HADAMARD_POWER = re.compile(r"([+-]?)([0-9]{1,3})")
 _UNWRAP = re.compile(r"\\(?:text|mathrm|textrm|mathit|mathbf|rm|it|bf|mathsf)\b|[{}\s]|\\[,;:! ]")
 
-_MINUS_SIGNS = "-\u2212\u2013"
+_MINUS_SIGNS = frozenset("-\u2212\u2013")  # a set: "" (past the end) is not a member
 _DIGITS = frozenset("0123456789")
 
 
