@@ -172,6 +172,22 @@ def _mutations(model: RNN) -> Iterator[_Mutation]:
             "uses h_t = tanh(a_t) where its derivative 1 - h_t**2 belongs (at every step)",
         )
         yield _Mutation(
+            "wrong_activation_derivative",
+            f"uses the sigmoid's derivative h_{k} * (1 - h_{k}) where tanh's 1 - h_{k}**2 belongs (step {k})",
+            act(lambda n, hk=hk: b.mul(hk, b.sub(b.number(1), hk))),
+            "act:sigmoid",
+            "uses the sigmoid's derivative h_t * (1 - h_t) where tanh's 1 - h_t**2 belongs (at every step)",
+        )
+        if k > 1:
+            prev_h = b.name(Ref("h", k - 1))
+            yield _Mutation(
+                "off_by_one",
+                f"uses the tanh derivative of step {k - 1} (1 - h_{k - 1}**2) where step {k}'s 1 - h_{k}**2 belongs",
+                act(lambda n, prev_h=prev_h: b.one_minus_square(prev_h)),
+                "act:shift",
+                "uses the tanh derivative of the step before (1 - h_{t-1}**2 where 1 - h_t**2 belongs)",
+            )
+        yield _Mutation(
             "missing_activation_derivative",
             f"drops the tanh derivative 1 - h_{k}**2 at step {k}",
             act(lambda n: b.number(1)),
@@ -204,6 +220,14 @@ def _mutations(model: RNN) -> Iterator[_Mutation]:
             "uses -y_t where the output error yhat_t - y_t belongs (the softmax part yhat_t is missing)",
         )
         yield _Mutation(
+            "wrong_output_error",
+            f"uses -y_{s} / yhat_{s} (the gradient at yhat_{s}) where the gradient at z_{s}, yhat_{s} - y_{s}, belongs (step {s})",
+            lambda n, err=err, y=y, yhat=yhat: b.neg(b.div(y, yhat)) if err(n) else None,
+            "out:-y/yhat",
+            "uses -y_t / yhat_t (the gradient at yhat_t) where the gradient at z_t, yhat_t - y_t, belongs:"
+            " the softmax's Jacobian is missing",
+        )
+        yield _Mutation(
             "sign_flip",
             f"uses y_{s} - yhat_{s} where yhat_{s} - y_{s} belongs (step {s})",
             lambda n, err=err, y=y, yhat=yhat: b.sub(y, yhat) if err(n) else None,
@@ -226,6 +250,43 @@ def _mutations(model: RNN) -> Iterator[_Mutation]:
             "shift",
             "uses h_t where h_{t-1} belongs in the outer products (off by one step)",
         )
+
+    # h_{t-1} where h_t belongs (the other direction), and h_{t-1} where x_t belongs.
+    def swap_left(old: Ref, new: Ref) -> Callable[[Expr], Expr | None]:
+        o, w = b.name(old), b.name(new)
+
+        def rewrite(n: Expr) -> Expr | None:
+            if isinstance(n, Binary) and n.op == "@" and n.left == Transpose(o, o.shape[::-1]) and o.shape == w.shape:
+                return Binary("@", b.T(w), n.right, n.shape)
+            return None
+
+        return rewrite
+
+    for k in steps:
+        yield _Mutation(
+            "off_by_one",
+            f"uses h_{k - 1} where h_{k} belongs (the outer product of step {k})",
+            swap_left(Ref("h", k), Ref("h", k - 1)),
+            "shift-back",
+            "uses h_{t-1} where h_t belongs in the outer products (off by one step)",
+        )
+        if model.input_size == model.hidden_size:
+            yield _Mutation(
+                "wrong_input",
+                f"uses h_{k - 1} where x_{k} belongs (the input of step {k})",
+                swap_left(Ref("x", k), Ref("h", k - 1)),
+                "x-for-h",
+                "uses h_{t-1} where x_t belongs in the outer products (the recurrent input for the external one)",
+            )
+    # The wrong weight in the backward pass: W_hh.T where W_xh.T belongs, and the converse.
+    for a, c in (("W_xh", "W_hh"), ("W_hh", "W_xh")):
+        wa, wc = b.name(Ref(a)), b.name(Ref(c))
+        if wa.shape == wc.shape:
+            yield _Mutation(
+                "wrong_weight",
+                f"multiplies by {c}.T where {a}.T belongs",
+                lambda n, wa=wa, wc=wc: b.T(wc) if n == Transpose(wa, wa.shape[::-1]) else None,
+            )
 
     # The transposed outer product: d.T @ v instead of v.T @ d, one site per left vector v.
     lefts = [Ref("h", k) for k in range(0, model.steps + 1)] + [Ref("x", k) for k in steps]

@@ -51,6 +51,13 @@ def codes(result):
         (ALL, "dL/dW_hh", "(dL/dh_1 * (1 - h_1**2)).T @ h_0 + h_1.T @ (dL/dh_2 * (1 - h_2**2))", "transposed_factor"),
         # an index swapped in an element target
         (RNN(hidden_size=2, output_size=3), "dL/dW_hy[0,1]", "h_1[1] * (yhat_1[0] - y_1[0]) + h_2[1] * (yhat_2[0] - y_2[0])", "swapped_index"),
+        # the sigmoid's derivative, the softmax Jacobian forgotten, the wrong step, weight or input
+        (ALL, "dL/dW_hh", "h_0.T @ (dL/dh_1 * h_1 * (1 - h_1)) + h_1.T @ (dL/dh_2 * h_2 * (1 - h_2))", "wrong_activation_derivative"),
+        (ALL, "dL/dW_hy", "h_1.T @ (-y_1 / yhat_1) + h_2.T @ (-y_2 / yhat_2)", "wrong_output_error"),
+        (ALL, "dL/dW_hy", "h_0.T @ (yhat_1 - y_1) + h_1.T @ (yhat_2 - y_2)", "off_by_one"),
+        (ALL, "dL/dh_1", "(yhat_1 - y_1) @ W_hy.T + (dL/dh_2 * (1 - h_1**2)) @ W_hh.T", "off_by_one"),
+        (ALL, "dL/dx_1", "(dL/dh_1 * (1 - h_1**2)) @ W_hh.T", "wrong_weight"),
+        (ALL, "dL/dW_xh", "h_0.T @ (dL/dh_1 * (1 - h_1**2)) + h_1.T @ (dL/dh_2 * (1 - h_2**2))", "wrong_input"),
         # the seed's 3(b): L_2 without the tanh of step 2
         (LAST, "L_2", "-sum(y_2 * log(softmax((h_1 @ W_hh + x_2 @ W_xh) @ W_hy)))", "missing_activation"),
     ],
