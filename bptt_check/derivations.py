@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 from .errors import BpttCheckError, ConfigError, ExpressionError, FileFormatError, InternalError
-from .model import RNN, Target
+from .model import RNN, SIZE_KEYS, Target
 from .results import VERDICTS, CheckResult, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,8 +73,6 @@ Status = Literal["ok", "failed", "error"]
 READINGS: tuple[ReadingPolicy, ...] = ("total", "immediate", "either")
 FILE_KEYS: tuple[str, ...] = ("title", "model", "notation", "claim")
 CLAIM_KEYS: tuple[str, ...] = ("name", "target", "expr", "latex", "expect", "diagnosis", "reading", "note", "source")
-MODEL_KEYS: tuple[str, ...] = ("steps", "loss_at", "sizes", "h0", "biases")
-SIZE_KEYS: dict[str, str] = {"input": "input_size", "hidden": "hidden_size", "output": "output_size"}
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -451,7 +449,7 @@ def load_data(data: Mapping[str, Any], *, source: str = "<derivation>") -> Deriv
     if not isinstance(model_table, Mapping):
         return _fatal(source, f"{source}: model must be a table (write [model] on its own line)", key="model")
     try:
-        model = model_from_table(model_table)
+        model = RNN.from_table(model_table)
     except ConfigError as err:
         return _fatal(source, f"{source}: {err}", key=_key_of(err, "model"))
     notation: Notation | None = None
@@ -477,32 +475,6 @@ def load_data(data: Mapping[str, Any], *, source: str = "<derivation>") -> Deriv
         else:
             problems.append(item)
     return replace(base, claims=tuple(claims), problems=tuple(problems))
-
-
-def model_from_table(table: Mapping[str, Any]) -> RNN:
-    """The :class:`RNN` of a ``[model]`` table; unknown keys and bad values are :class:`ConfigError`."""
-    kwargs: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in MODEL_KEYS:
-            raise ConfigError(f"unknown key model.{key}{_did_you_mean(key, MODEL_KEYS)}")
-        if key == "sizes":
-            if not isinstance(value, Mapping):
-                raise ConfigError(
-                    f"model.sizes = {value!r} must be a table",
-                    hint="e.g. sizes = { input = 2, hidden = 2, output = 2 }",
-                )
-            for name, size in value.items():
-                if name not in SIZE_KEYS:
-                    raise ConfigError(f"unknown key model.sizes.{name}", hint="the sizes are input, hidden and output")
-                kwargs[SIZE_KEYS[name]] = size
-        elif key == "steps":
-            kwargs["steps"] = value
-        else:
-            kwargs[key] = value
-    try:
-        return RNN(**kwargs)
-    except ConfigError as err:
-        raise ConfigError(f"[model]: {err.message}", hint=err.hint) from None
 
 
 def _load_claim(f: DerivationFile, index: int, raw: Any) -> Claim | ClaimOutcome:

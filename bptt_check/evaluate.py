@@ -143,7 +143,7 @@ class Deadline:
 
 def evaluate(expr: Expr, backend: Backend, reading: Mode = "total", deadline: Deadline | None = None) -> np.ndarray:
     """The value of ``expr`` at every point: an array ``(P, *expr.shape)``."""
-    return _Evaluator(backend, reading, deadline or Deadline(None)).eval(expr)
+    return _Evaluator(backend, reading, deadline or Deadline(None)).value(expr)
 
 
 class _Evaluator:
@@ -153,7 +153,7 @@ class _Evaluator:
         self.deadline = deadline
         self.memo: dict[int, np.ndarray] = {}
 
-    def eval(self, node: Expr) -> np.ndarray:
+    def value(self, node: Expr) -> np.ndarray:
         key = id(node)
         hit = self.memo.get(key)
         if hit is None:
@@ -169,17 +169,17 @@ class _Evaluator:
         if isinstance(node, Name):
             return b.values[node.ref]
         if isinstance(node, Element):
-            v = self.eval(node.operand)
+            v = self.value(node.operand)
             r, c = node.index
             return v[:, r : r + 1, c : c + 1]
         if isinstance(node, Neg):
-            return -self.eval(node.operand)
+            return -self.value(node.operand)
         if isinstance(node, Transpose):
-            return np.swapaxes(self.eval(node.operand), 1, 2)
+            return np.swapaxes(self.value(node.operand), 1, 2)
         if isinstance(node, Binary):
             return self._binary(node)
         if isinstance(node, Power):
-            base = self.eval(node.base)
+            base = self.value(node.base)
             if node.matrix:
                 return self._matrix_power(base, node.exponent)
             if node.exponent.denominator == 1 and 0 <= node.exponent <= 16:
@@ -212,7 +212,7 @@ class _Evaluator:
         return out
 
     def _binary(self, node: Binary) -> np.ndarray:
-        left, right = self.eval(node.left), self.eval(node.right)
+        left, right = self.value(node.left), self.value(node.right)
         if node.op == "@":
             return np.matmul(left, right)
         if node.op == "+":
@@ -269,7 +269,7 @@ class _Evaluator:
         f = node.func
         if f == "ones":
             return self._fill(node.shape, self.b.const(Fraction(1)))
-        args = [self.eval(a) for a in node.args]
+        args = [self.value(a) for a in node.args]
         x = args[0]
         if f == "tanh":
             return self._tanh(x)
@@ -301,7 +301,7 @@ class _Evaluator:
         raise TypeError(f"unknown function {f}")
 
     def _apply(self, node: Apply) -> np.ndarray:
-        x = self.eval(node.arg)
+        x = self.value(node.arg)
         fam = node.node.family
         if fam == "h":
             return self._tanh(x)

@@ -16,8 +16,9 @@ This module is pure Python: no sympy, no jax. The symbolic and numeric truths
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
 
 from .errors import ConfigError
 
@@ -98,6 +99,23 @@ def jacobian_shape(num: tuple[int, ...], den: tuple[int, ...]) -> tuple[int, ...
     return sn + sd
 
 
+MODEL_KEYS = ("steps", "loss_at", "sizes", "h0", "biases")
+"""The keys of a ``[model]`` table."""
+SIZE_KEYS = {"input": "input_size", "hidden": "hidden_size", "output": "output_size"}
+"""The keys of ``[model] sizes`` and the RNN fields they set."""
+
+
+def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return (f"did you mean {close[0]!r}? " if close else "") + "known keys: " + ", ".join(known)
+
+
+def _whole(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} = {value!r} must be a whole number")
+    return value
+
+
 @dataclass(frozen=True)
 class RNN:
     """An immutable configuration of the seed's RNN (SPEC §2).
@@ -138,6 +156,43 @@ class RNN:
             raise ConfigError(f"model h0 = {self.h0!r} is invalid", hint="use 'input' or 'zeros'")
         if not isinstance(self.biases, bool):
             raise ConfigError(f"model biases = {self.biases!r} is invalid", hint="use true or false")
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> "RNN":
+        """The model of a TOML ``[model]`` table (derivation and question files).
+
+        Keys: ``steps``, ``loss_at``, ``sizes = { input, hidden, output }``,
+        ``h0``, ``biases``; an unknown key or a wrong value is a
+        :class:`ConfigError` naming it (``model.sizes.hidden``).
+        """
+        kwargs: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in MODEL_KEYS:
+                raise ConfigError(f"unknown key model.{key}", hint=_did_you_mean(key, MODEL_KEYS))
+            if key == "sizes":
+                if not isinstance(value, Mapping):
+                    raise ConfigError(
+                        f"model.sizes = {value!r} must be a table",
+                        hint="e.g. sizes = { input = 2, hidden = 2, output = 2 }",
+                    )
+                for name, size in value.items():
+                    if name not in SIZE_KEYS:
+                        raise ConfigError(f"unknown key model.sizes.{name}", hint="the sizes are input, hidden and output")
+                    kwargs[SIZE_KEYS[name]] = _whole(f"model.sizes.{name}", size)
+            elif key == "steps":
+                kwargs[key] = _whole("model.steps", value)
+            else:
+                kwargs[key] = value
+        try:
+            return cls(**kwargs)
+        except ConfigError as err:
+            message = err.message
+            keys = {field: f"sizes.{name}" for name, field in SIZE_KEYS.items()}
+            for field in ("steps", "loss_at", "h0", "biases", *keys):
+                key = keys.get(field, field)
+                shown = f"model.{key}" + (f" ({field})" if key != field else "")
+                message = message.replace(f"model {field} =", f"{shown} =")
+            raise ConfigError(f"[model]: {message}", hint=err.hint) from None
 
     # -- sizes and steps -------------------------------------------------
 

@@ -64,3 +64,24 @@ def test_target_text_and_shape():
     assert Target(L_TOTAL, Ref("W_hy")).shape(m) == (4, 5)
     assert Target(Ref("L", 2)).shape(m) == (1, 1)
     assert Target(Ref("h", 1), Ref("h", 0)).shape(m) == (4, 4)
+
+
+def test_from_table_reads_a_model_section():
+    m = RNN.from_table({"steps": 3, "loss_at": "last", "sizes": {"input": 1, "hidden": 4, "output": 3}, "biases": True})
+    assert (m.steps, m.sizes, m.loss_at, m.biases) == (3, (1, 4, 3), "last", True)
+
+
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        ({"step": 2}, "unknown key model.step (hint: did you mean 'steps'?"),
+        ({"steps": "two"}, "model.steps = 'two' must be a whole number"),
+        ({"sizes": {"hidden": 0}}, "model.sizes.hidden (hidden_size) = 0 is invalid"),
+        ({"sizes": {"hiden": 2}}, "unknown key model.sizes.hiden"),
+        ({"loss_at": "first"}, "model.loss_at = 'first' is invalid"),
+    ],
+)
+def test_from_table_names_the_key(table, fragment):
+    with pytest.raises(ConfigError) as err:
+        RNN.from_table(table)
+    assert fragment in str(err.value)

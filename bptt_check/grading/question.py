@@ -304,7 +304,7 @@ class Question:
                 raise FileFormatError(f"{source}: {key} must be a table", hint=f"write [{key}] on its own line")
             tables[key] = value
         try:
-            model = _model_from_table(tables["model"])
+            model = RNN.from_table(tables["model"])
             rubric = Rubric.from_table(tables["rubric"])
         except ConfigError as err:
             raise FileFormatError(f"{source}: {err.message}", hint=err.hint) from None
@@ -315,52 +315,6 @@ class Question:
 
 
 # -- helpers ----------------------------------------------------------------------
-
-
-def _model_from_table(table: Mapping[str, Any]) -> RNN:
-    allowed = ("steps", "loss_at", "sizes", "h0", "biases")
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"unknown key model.{key}", hint=_suggest(key, allowed, "model"))
-    kwargs: dict[str, Any] = {}
-    if "steps" in table:
-        kwargs["steps"] = _whole("model.steps", table["steps"])
-    if "loss_at" in table:
-        kwargs["loss_at"] = _choice("model.loss_at", table["loss_at"], ("all", "last"))
-    if "h0" in table:
-        kwargs["h0"] = _choice("model.h0", table["h0"], ("input", "zeros"))
-    if "biases" in table:
-        if not isinstance(table["biases"], bool):
-            raise ConfigError(f"model.biases = {table['biases']!r} must be true or false")
-        kwargs["biases"] = table["biases"]
-    if "sizes" in table:
-        sizes = table["sizes"]
-        if not isinstance(sizes, Mapping):
-            raise ConfigError(
-                f"model.sizes = {sizes!r} must be a table",
-                hint="e.g. sizes = { input = 2, hidden = 2, output = 2 }",
-            )
-        names = {"input": "input_size", "hidden": "hidden_size", "output": "output_size"}
-        for key, value in sizes.items():
-            if key not in names:
-                raise ConfigError(f"unknown key model.sizes.{key}", hint="the sizes are input, hidden and output")
-            kwargs[names[key]] = _whole(f"model.sizes.{key}", value)
-    try:
-        return RNN(**kwargs)
-    except ConfigError as err:
-        raise ConfigError(f"[model]: {err.message}", hint=err.hint) from None
-
-
-def _whole(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} = {value!r} must be a whole number")
-    return value
-
-
-def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{key} = {value!r} is invalid", hint="use " + " or ".join(f'"{c}"' for c in choices))
-    return str(value)
 
 
 def _fraction(key: str, value: Any) -> None:
