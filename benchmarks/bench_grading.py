@@ -141,25 +141,9 @@ partial_credit = false   # scores known from the verdicts alone
 budget = 10
 """
 
-DRIVER = """
-import sys
-import bptt_check.cli as cli
-from bptt_check.grading import add_grade_command
-build = cli.build_parser
-def build_parser():
-    p = build()
-    sub = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction")
-    if "grade" not in sub.choices:
-        add_grade_command(sub)
-    return p
-cli.build_parser = build_parser
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def command(*args: object) -> list[str]:
-    """``bptt-check ARGS``, with ``grade`` added to the parser if cli.py does not register it yet."""
-    return [sys.executable, "-c", DRIVER, *map(str, args)]
+    """``bptt-check ARGS`` in a fresh interpreter."""
+    return [sys.executable, "-m", "bptt_check", *map(str, args)]
 
 
 def check_results(records: list[dict], klass: list[Answer]) -> list[str]:

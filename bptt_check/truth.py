@@ -102,13 +102,18 @@ class Truth:
             self._agreement[key] = diff
         return self._agreement[key]
 
+    @functools.cached_property
+    def jax_values(self) -> dict[Ref, np.ndarray]:
+        """jax's forward pass at the float points (every ref)."""
+        return {ref: np.asarray(v) for ref, v in self.numeric.forward(self.leaves).items()}
+
     def forward_agreement(self) -> float:
         """The relative difference of the two forward passes (every node); raises if they disagree."""
         if self._forward_checked is None:
-            jax_values = self.numeric.forward(self.leaves)
+            jax_values = self.jax_values
             worst = 0.0
             for ref in self.model.nodes():
-                diff = relative_difference(self.values[ref], np.asarray(jax_values[ref]))
+                diff = relative_difference(self.values[ref], jax_values[ref])
                 if not diff <= TRUTHS_RTOL:
                     raise InternalError(
                         f"the forward truths disagree on {ref}: relative difference {diff:.3g}",
@@ -131,7 +136,7 @@ class Truth:
         if target.wrt is None:
             agree = self.forward_agreement()
             s = self.values[target.of]
-            j = np.asarray(self.numeric.forward(self.leaves)[target.of])
+            j = self.jax_values[target.of]
             return _select(s, target), _select(j, target), agree
         s = self.jacobian(target.of, target.wrt)
         j = self.jacobian_jax(target.of, target.wrt)

@@ -544,25 +544,9 @@ def test_the_gradescope_document_follows_the_specification():
 
 # -- the command line -------------------------------------------------------------------------------
 
-_DRIVER = """
-import sys
-import bptt_check.cli as cli
-from bptt_check.grading import add_grade_command
-build = cli.build_parser
-def build_parser():
-    p = build()
-    sub = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction")
-    if "grade" not in sub.choices:
-        add_grade_command(sub)
-    return p
-cli.build_parser = build_parser
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def _cli(*args: str | Path) -> list[str]:
-    """``bptt-check ARGS`` (with ``grade`` added to the parser until cli.py registers it)."""
-    return [sys.executable, "-c", _DRIVER, *map(str, args)]
+    """``bptt-check ARGS`` in a fresh interpreter."""
+    return [sys.executable, "-m", "bptt_check", *map(str, args)]
 
 
 def _write_class(path: Path, klass: list[tuple[str, str, str]]) -> None:
