@@ -1,6 +1,6 @@
 """The RNN being checked: its configuration, its named values and their shapes.
 
-Row-vector convention (SPEC §2), steps ``t = 1..T``::
+The seed's model (SPEC §2) is the row-vector convention, steps ``t = 1..T``::
 
     a_t    = x_t @ W_xh + h_{t-1} @ W_hh (+ b_h)
     h_t    = tanh(a_t)
@@ -8,6 +8,19 @@ Row-vector convention (SPEC §2), steps ``t = 1..T``::
     yhat_t = softmax(z_t)
     L_t    = -sum_k y_t[k] * log(yhat_t[k])
     L      = sum of L_t over the loss steps
+
+The options grow it along three axes:
+
+* ``convention = "column"``: column vectors, ``a_t = W_xh x_t + W_hh h_{t-1} (+ b_h)``,
+  ``z_t = W_hy h_t (+ b_y)`` (Goodfellow et al. §10.2.2, min-char-rnn). Every
+  value is the transpose of its row-convention value: ``W_xh`` is H×D, ``x_t`` is D×1.
+* ``activation``: ``tanh`` (h' = 1 - h**2), ``sigmoid`` (h' = h (1 - h)) or
+  ``relu`` (h' = step(a), 1 where a > 0, else 0; sample points avoid the kink).
+* ``loss``: ``cross_entropy`` with a softmax output (targets on the simplex), or
+  ``squared_error`` with a linear output, ``yhat_t = z_t`` and
+  ``L_t = 1/2 sum_k (yhat_t[k] - y_t[k])**2`` (targets any real vector).
+
+With either loss ``dL_t/dz_t = yhat_t - y_t`` (the classic output error).
 
 This module is pure Python: no sympy, no jax. The symbolic and numeric truths
 (:mod:`bptt_check.symbolic`, :mod:`bptt_check.numeric`) are built from it.
@@ -31,6 +44,13 @@ Reading = Literal["total", "immediate"]
 
 LossAt = Literal["all", "last"]
 H0 = Literal["input", "zeros"]
+Convention = Literal["row", "column"]
+Activation = Literal["tanh", "sigmoid", "relu"]
+Loss = Literal["cross_entropy", "squared_error"]
+
+CONVENTIONS: tuple[str, ...] = ("row", "column")
+ACTIVATIONS: tuple[str, ...] = ("tanh", "sigmoid", "relu")
+LOSSES: tuple[str, ...] = ("cross_entropy", "squared_error")
 
 PARAMETERS = ("W_xh", "W_hh", "W_hy", "b_h", "b_y")
 """Parameter families (no step)."""
@@ -39,8 +59,8 @@ STEP_INPUTS = ("x", "y")
 STEP_NODES = ("a", "h", "z", "yhat", "L")
 """Per-step nodes of the unrolled graph; ``h`` also has step 0 (the input h_0)."""
 FAMILIES = PARAMETERS + STEP_INPUTS + STEP_NODES
-NODE_FUNCTION = {"h": "tanh", "yhat": "softmax", "L": "cross_entropy"}
-"""Families whose node is one function of its pre-activation: ``h_t(u) = tanh(u)`` and so on."""
+NODE_FAMILIES = ("h", "yhat", "L")
+"""Families whose node is one function of its pre-activation: ``h_t(u) = tanh(u)`` and so on (:meth:`RNN.node_function`)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -99,7 +119,7 @@ def jacobian_shape(num: tuple[int, ...], den: tuple[int, ...]) -> tuple[int, ...
     return sn + sd
 
 
-MODEL_KEYS = ("steps", "loss_at", "sizes", "h0", "biases")
+MODEL_KEYS = ("steps", "loss_at", "sizes", "h0", "biases", "convention", "activation", "loss")
 """The keys of a ``[model]`` table."""
 SIZE_KEYS = {"input": "input_size", "hidden": "hidden_size", "output": "output_size"}
 """The keys of ``[model] sizes`` and the RNN fields they set."""
@@ -108,6 +128,11 @@ SIZE_KEYS = {"input": "input_size", "hidden": "hidden_size", "output": "output_s
 def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, list(known), n=1)
     return (f"did you mean {close[0]!r}? " if close else "") + "known keys: " + ", ".join(known)
+
+
+def normalize_choice(value: object) -> object:
+    """``"cross-entropy"`` → ``"cross_entropy"``: option values may be written with dashes (CLI, TOML)."""
+    return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
 
 
 def _whole(key: str, value: Any) -> int:
@@ -121,7 +146,7 @@ class RNN:
     """An immutable configuration of the seed's RNN (SPEC §2).
 
     Defaults are the seed's: T = 2 steps, D = H = O = 2, a loss at every step,
-    ``h_0`` a given input, no biases.
+    ``h_0`` a given input, no biases, row vectors, tanh, softmax with cross-entropy.
     """
 
     steps: int = 2
@@ -131,19 +156,29 @@ class RNN:
     loss_at: LossAt = "all"
     h0: H0 = "input"
     biases: bool = False
+    convention: Convention = "row"
+    activation: Activation = "tanh"
+    loss: Loss = "cross_entropy"
 
     def __post_init__(self) -> None:
+        for field, choices in (("convention", CONVENTIONS), ("activation", ACTIVATIONS), ("loss", LOSSES)):
+            value = getattr(self, field)
+            if value not in choices:
+                raise ConfigError(
+                    f"model {field} = {value!r} is invalid", hint="use " + " or ".join(repr(c) for c in choices)
+                )
+        softmax = self.loss == "cross_entropy"
         for field, value, low in (
             ("steps", self.steps, 1),
             ("input_size", self.input_size, 1),
             ("hidden_size", self.hidden_size, 1),
-            ("output_size", self.output_size, 2),
+            ("output_size", self.output_size, 2 if softmax else 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(
                     f"model {field} = {value!r} is invalid",
                     hint=f"{field} must be a whole number ≥ {low}"
-                    + (" (softmax needs at least two classes)" if field == "output_size" else ""),
+                    + (" (softmax needs at least two classes)" if field == "output_size" and softmax else ""),
                 )
         if self.steps > 1000 or max(self.input_size, self.hidden_size, self.output_size) > 64:
             raise ConfigError(
@@ -181,6 +216,8 @@ class RNN:
                     kwargs[SIZE_KEYS[name]] = _whole(f"model.sizes.{name}", size)
             elif key == "steps":
                 kwargs[key] = _whole("model.steps", value)
+            elif key in ("convention", "activation", "loss"):
+                kwargs[key] = normalize_choice(value)
             else:
                 kwargs[key] = value
         try:
@@ -188,7 +225,7 @@ class RNN:
         except ConfigError as err:
             message = err.message
             keys = {field: f"sizes.{name}" for name, field in SIZE_KEYS.items()}
-            for field in ("steps", "loss_at", "h0", "biases", *keys):
+            for field in ("steps", "loss_at", "h0", "biases", "convention", "activation", "loss", *keys):
                 key = keys.get(field, field)
                 shown = f"model.{key}" + (f" ({field})" if key != field else "")
                 message = message.replace(f"model {field} =", f"{shown} =")
@@ -255,10 +292,30 @@ class RNN:
         low = 0 if ref.family == "h" else 1
         return ref.family in FAMILIES and low <= ref.step <= self.steps
 
+    @property
+    def column(self) -> bool:
+        """Column-vector convention (every value the transpose of its row-convention value)."""
+        return self.convention == "column"
+
+    def node_function(self, family: str) -> str:
+        """The function producing a node from its pre-activation: ``h`` → the activation,
+        ``yhat`` → ``softmax`` or ``identity``, ``L`` → ``cross_entropy`` or ``squared_error``."""
+        if family == "h":
+            return self.activation
+        if family == "yhat":
+            return "softmax" if self.loss == "cross_entropy" else "identity"
+        if family == "L":
+            return self.loss
+        raise ConfigError(f"{family} is not a node computed by one function")
+
     def shape(self, ref: Ref) -> tuple[int, int]:
-        """The matrix shape of a named value (row convention: vectors are 1×n)."""
+        """The matrix shape of a named value: row vectors are 1×n, W_xh is D×H; the column convention transposes every one."""
         if ref not in self:
             raise ConfigError(f"{ref} is not a name of this model (T={self.steps})")
+        rows, cols = self._row_shape(ref)
+        return (cols, rows) if self.column else (rows, cols)
+
+    def _row_shape(self, ref: Ref) -> tuple[int, int]:
         D, H, O = self.sizes
         return {
             "W_xh": (D, H),
@@ -299,6 +356,12 @@ class RNN:
             extras.append("biases")
         if self.h0 == "zeros":
             extras.append("h_0 = 0")
+        if self.column:
+            extras.append("column vectors")
+        if self.activation != "tanh":
+            extras.append(self.activation)
+        if self.loss != "cross_entropy":
+            extras.append("squared error, linear output")
         tail = f", {', '.join(extras)}" if extras else ""
         where = "every step" if self.loss_at == "all" else "the last step only"
         return f"T={self.steps}, D={D}, H={H}, O={O}, loss at {where}{tail}"

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 from lark import Token, Tree
 
 from ..errors import ChainError, LimitError, ParseError, ShapeError, UnknownNameError
-from ..model import NODE_FUNCTION, RNN, Ref, jacobian_shape, squeeze_shape
+from ..model import NODE_FAMILIES, RNN, Ref, jacobian_shape, squeeze_shape
 from .ast import (
     Apply,
     Binary,
@@ -808,7 +808,7 @@ class Resolver:
         if not isinstance(expr, Name):
             return None
         ref = expr.ref
-        if ref.family not in NODE_FUNCTION or ref.step is None or (ref.family == "h" and ref.step == 0):
+        if ref.family not in NODE_FAMILIES or ref.step is None or (ref.family == "h" and ref.step == 0):
             return None
         return self._shape(Ref(_NODE_INPUT[ref.family], ref.step))
 
@@ -819,7 +819,7 @@ class Resolver:
         if expected is not None:
             assert isinstance(name_r.expr, Name)
             ref = name_r.expr.ref
-            func = NODE_FUNCTION[ref.family].replace("_", "-")
+            func = self.model.node_function(ref.family).replace("_", "-")
             spelled = " ".join(self.text[name_r.start : name_r.end].split())
             extra = (
                 f"{spelled}(…) applies {func} to a {fmt_shape(expected)} argument "
