@@ -35,7 +35,7 @@ from .language.ast import (
     Power,
     Transpose,
 )
-from .model import Reading, Ref, squeeze_shape
+from .model import RNN, Reading, Ref, squeeze_shape
 
 PartialSource = Callable[[Ref, Ref, Reading], np.ndarray]
 Mode = Literal["total", "immediate", "mixed"]
@@ -55,11 +55,14 @@ class Backend(Protocol):
     """Values of names, true partials, constants and elementwise functions at P points."""
 
     values: Mapping[Ref, np.ndarray]
+    model: RNN
 
     def partial(self, num: Ref, den: Ref, reading: Reading) -> np.ndarray: ...
     def const(self, q: Fraction) -> object: ...
     def exp(self, x: np.ndarray) -> np.ndarray: ...
     def log(self, x: np.ndarray) -> np.ndarray: ...
+    def relu(self, x: np.ndarray) -> np.ndarray: ...
+    def step(self, x: np.ndarray) -> np.ndarray: ...
     def power(self, x: np.ndarray, k: Fraction) -> np.ndarray: ...
     def inverse(self, m: np.ndarray) -> np.ndarray: ...
 
@@ -67,8 +70,9 @@ class Backend(Protocol):
 class FloatBackend:
     """float64 evaluation."""
 
-    def __init__(self, values: Mapping[Ref, np.ndarray], partial: PartialSource) -> None:
+    def __init__(self, values: Mapping[Ref, np.ndarray], partial: PartialSource, model: RNN | None = None) -> None:
         self.values = values
+        self.model = model or RNN()
         self._partial = partial
 
     def partial(self, num: Ref, den: Ref, reading: Reading) -> np.ndarray:
@@ -85,6 +89,12 @@ class FloatBackend:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(x)
 
+    def relu(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, 0.0)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        return (x > 0).astype(np.float64)
+
     def power(self, x: np.ndarray, k: Fraction) -> np.ndarray:
         with np.errstate(all="ignore"):
             return np.power(x, float(k))
@@ -99,9 +109,10 @@ class FloatBackend:
 class ExactBackend:
     """Exact evaluation modulo p over the atoms of :mod:`bptt_check.exact`."""
 
-    def __init__(self, points: ExactPoints, partial: PartialSource) -> None:
+    def __init__(self, points: ExactPoints, partial: PartialSource, model: RNN | None = None) -> None:
         self.points = points
         self.values = points.values
+        self.model = model or RNN()
         self._partial = partial
 
     def partial(self, num: Ref, den: Ref, reading: Reading) -> np.ndarray:
@@ -115,6 +126,12 @@ class ExactBackend:
 
     def log(self, x: np.ndarray) -> np.ndarray:
         return self.points.log(x)
+
+    def relu(self, x: np.ndarray) -> np.ndarray:
+        return self.points.relu(x)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        return self.points.step(x)
 
     def power(self, x: np.ndarray, k: Fraction) -> np.ndarray:
         if k.denominator != 1:
@@ -277,6 +294,10 @@ class _Evaluator:
             return self._sigmoid(x)
         if f == "sech":
             return self._sech(x)
+        if f == "relu":
+            return self.b.relu(x)
+        if f == "step":
+            return self.b.step(x)
         if f == "exp":
             return self.b.exp(x)
         if f == "log":
@@ -301,16 +322,24 @@ class _Evaluator:
         raise TypeError(f"unknown function {f}")
 
     def _apply(self, node: Apply) -> np.ndarray:
+        """The model's own node function: its activation, softmax or identity, cross-entropy or squared error."""
         x = self.value(node.arg)
-        fam = node.node.family
-        if fam == "h":
+        func = self.b.model.node_function(node.node.family)
+        if func == "tanh":
             return self._tanh(x)
-        if fam == "yhat":
+        if func == "sigmoid":
+            return self._sigmoid(x)
+        if func == "relu":
+            return self.b.relu(x)
+        if func == "softmax":
             return self._softmax(x)
-        if fam == "L":
-            y = self.b.values[Ref("y", node.node.step)]
-            return -(y * self.b.log(x)).sum(axis=(1, 2), keepdims=True)
-        raise TypeError(f"{node.node} is not a node function")
+        if func == "identity":
+            return x
+        y = self.b.values[Ref("y", node.node.step)]
+        if func == "squared_error":
+            d = x - y
+            return (d * d).sum(axis=(1, 2), keepdims=True) * self.b.const(Fraction(1, 2))
+        return -(y * self.b.log(x)).sum(axis=(1, 2), keepdims=True)
 
     def _tensor(self, node: Partial) -> np.ndarray:
         """The Jacobian tensor of a partial, its indexed axes selected: (P, *sq(num') + sq(den'))."""

@@ -9,7 +9,12 @@ variables: the leaves (parameters, x_t, h_0, y_t with its last entry
     yhat_t = E_t / sum(E_t)
     log(yhat_t) = z_t - ell_t,  L_t = ell_t - y_t . z_t   (sum(y_t) = 1)
 
-and every value is a rational function of the atoms. A transcendental call in
+and every value is a rational function of the atoms. A sigmoid unit is
+``h_t = A_t / (1 + A_t)``; a relu step fixes a random activation pattern
+(``h_t = a_t`` on active units, exactly 0 on the others: the identity is
+proved on that pattern's region); squared error with its linear output needs
+no atoms (``yhat_t = z_t``, targets free). A column model's values are the
+transposes of the row ones. A transcendental call in
 an answer (``tanh(u)``, ``exp(u)``, ``log(u)``, ``sech``, ``sigmoid``,
 ``softmax``) is rewritten by *value*: the argument is evaluated first and
 looked up in a table of known logarithms (``a_t[j]``, ``z_t[k]``, ``ell_t``,
@@ -206,6 +211,8 @@ class ExactPoints:
     values: dict[Ref, np.ndarray]
     exp_of: tuple[dict[int, Exact], ...]
     log_of: tuple[dict[int, Exact], ...]
+    relu_of: tuple[dict[int, Exact], ...] = ()
+    step_of: tuple[dict[int, Exact], ...] = ()
 
     @property
     def count(self) -> int:
@@ -217,6 +224,18 @@ class ExactPoints:
 
     def log(self, arr: np.ndarray) -> np.ndarray:
         return self._lookup(arr, self.log_of, "log")
+
+    def relu(self, arr: np.ndarray) -> np.ndarray:
+        """relu elementwise: known for a relu model's pre-activations and hidden states (and 0)."""
+        return self._lookup(arr, self.relu_of or self._none, "relu")
+
+    def step(self, arr: np.ndarray) -> np.ndarray:
+        """relu's derivative step(u) (1 where u > 0, else 0), known where :meth:`relu` is."""
+        return self._lookup(arr, self.step_of or self._none, "step")
+
+    @property
+    def _none(self) -> tuple[dict[int, Exact], ...]:
+        return tuple({} for _ in range(self.count))
 
     @staticmethod
     def _lookup(arr: np.ndarray, tables: tuple[dict[int, Exact], ...], what: str) -> np.ndarray:
@@ -233,9 +252,17 @@ _MULTIPLES = (1, -1, 2, -2, 3, -3)
 
 
 def sample_exact(model: RNN, k: int = 2, seed: int = 0) -> ExactPoints:
-    """Random exact points: every leaf and per-step atom uniform in GF(p), nodes derived from them."""
+    """Random exact points: every leaf and per-step atom uniform in GF(p), nodes derived from them.
+
+    tanh and sigmoid units take an atom ``A = exp(a)`` each; a relu step takes
+    a random activation pattern (both active and inactive units when H ≥ 2),
+    ``h = a`` where active and exactly 0 where not, so the identity is proved
+    on that pattern's region, where the model is a rational function. Values
+    are built in the row layout and transposed for a column model.
+    """
     rng = random.Random(seed)
     D, H, O = model.sizes
+    row = model.replace(convention="row")
 
     def atoms(shape: tuple[int, ...]) -> np.ndarray:
         out = np.empty(shape, dtype=object)
@@ -244,17 +271,20 @@ def sample_exact(model: RNN, k: int = 2, seed: int = 0) -> ExactPoints:
         return out
 
     values: dict[Ref, np.ndarray] = {}
-    for ref in model.leaves():
-        values[ref] = atoms((k, *model.shape(ref)))
-    # Targets live on the simplex: the last class is 1 minus the others.
-    for t in model.steps_range():
-        y = values[Ref("y", t)]
-        for i in range(k):
-            y[i, 0, O - 1] = 1 - sum(y[i, 0, : O - 1], Exact(0))
+    for ref in row.leaves():
+        values[ref] = atoms((k, *row.shape(ref)))
+    softmax = model.loss == "cross_entropy"
+    if softmax:  # targets live on the simplex: the last class is 1 minus the others
+        for t in model.steps_range():
+            y = values[Ref("y", t)]
+            for i in range(k):
+                y[i, 0, O - 1] = 1 - sum(y[i, 0, : O - 1], Exact(0))
     if model.h0 == "zeros":
         values[Ref("h", 0)] = array(np.zeros((k, 1, H), dtype=object).astype(int))
     exp_of: list[dict[int, Exact]] = [{0: Exact(1)} for _ in range(k)]
     log_of: list[dict[int, Exact]] = [{1: Exact(0)} for _ in range(k)]
+    relu_of: list[dict[int, Exact]] = [{0: Exact(0)} for _ in range(k)]
+    step_of: list[dict[int, Exact]] = [{0: Exact(0)} for _ in range(k)]
 
     def learn(i: int, log_value: Exact, exp_value: Exact) -> None:
         for c in _MULTIPLES:
@@ -268,29 +298,53 @@ def sample_exact(model: RNN, k: int = 2, seed: int = 0) -> ExactPoints:
         a = mm(values[Ref("x", t)], values[Ref("W_xh")]) + mm(values[Ref("h", t - 1)], values[Ref("W_hh")])
         if model.biases:
             a = a + values[Ref("b_h")]
-        A = atoms((k, 1, H))
-        h = (A * A - 1) * reciprocal(A * A + 1)
+        if model.activation == "relu":
+            h = np.empty_like(a)
+            for i in range(k):
+                pattern = _pattern(rng, H)
+                for j, on in enumerate(pattern):
+                    h[i, 0, j] = a[i, 0, j] if on else Exact(0)
+                    relu_of[i].setdefault(a[i, 0, j].v, h[i, 0, j])
+                    step_of[i].setdefault(a[i, 0, j].v, Exact(int(on)))
+        else:
+            A = atoms((k, 1, H))
+            h = (A * A - 1) * reciprocal(A * A + 1) if model.activation == "tanh" else A * reciprocal(A + 1)
+            for i in range(k):
+                for j in range(H):
+                    learn(i, a[i, 0, j], A[i, 0, j])
         z = mm(h, values[Ref("W_hy")])
         if model.biases:
             z = z + values[Ref("b_y")]
-        E = atoms((k, 1, O))
-        ell = atoms((k, 1, 1))
-        S = E.sum(axis=2, keepdims=True)
-        yhat = E * reciprocal(S)
         y = values[Ref("y", t)]
-        L_t = ell - (y * z).sum(axis=2, keepdims=True)
-        for i in range(k):
-            for j in range(H):
-                learn(i, a[i, 0, j], A[i, 0, j])
-            for c in range(O):
-                learn(i, z[i, 0, c], E[i, 0, c])
-                learn(i, z[i, 0, c] - ell[i, 0, 0], yhat[i, 0, c])
-            learn(i, ell[i, 0, 0], S[i, 0, 0])
+        if softmax:
+            E = atoms((k, 1, O))
+            ell = atoms((k, 1, 1))
+            S = E.sum(axis=2, keepdims=True)
+            yhat = E * reciprocal(S)
+            L_t = ell - (y * z).sum(axis=2, keepdims=True)
+            for i in range(k):
+                for c in range(O):
+                    learn(i, z[i, 0, c], E[i, 0, c])
+                    learn(i, z[i, 0, c] - ell[i, 0, 0], yhat[i, 0, c])
+                learn(i, ell[i, 0, 0], S[i, 0, 0])
+        else:
+            yhat = z
+            L_t = ((z - y) * (z - y)).sum(axis=2, keepdims=True) * Exact.lift(Fraction(1, 2))
         values.update({Ref("a", t): a, Ref("h", t): h, Ref("z", t): z, Ref("yhat", t): yhat, Ref("L", t): L_t})
         if t in model.loss_steps:
             loss = loss + L_t
     values[L_TOTAL] = loss
-    return ExactPoints(values, tuple(exp_of), tuple(log_of))
+    if model.column:
+        values = {ref: np.swapaxes(v, 1, 2) for ref, v in values.items()}
+    return ExactPoints(values, tuple(exp_of), tuple(log_of), tuple(relu_of), tuple(step_of))
+
+
+def _pattern(rng: random.Random, n: int) -> list[bool]:
+    """A random relu activation pattern of n units, with both states present when n ≥ 2."""
+    bits = [rng.random() < 0.5 for _ in range(n)]
+    if n >= 2 and len(set(bits)) == 1:
+        bits[rng.randrange(n)] = not bits[0]
+    return bits
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

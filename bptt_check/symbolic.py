@@ -6,11 +6,17 @@ real sympy symbols (``h_1[0,1]``, ``W_hh[1,0]``; a 1×1 value is one symbol
 A computed node is *defined* in its parents' symbols (row convention, SPEC §2)::
 
     a_t    = x_t W_xh + h_{t-1} W_hh (+ b_h)         h_0 = 0 when model.h0 == "zeros"
-    h_t    = tanh(a_t)
+    h_t    = act(a_t)                                tanh, sigmoid or relu
     z_t    = h_t W_hy (+ b_y)
     yhat_t = softmax(z_t),   yhat_t[k] = exp(z_t[k]) / sum_j exp(z_t[j])
     L_t    = -sum_k y_t[k] log yhat_t[k]
     L      = sum of L_t over model.loss_steps
+
+With ``loss = "squared_error"`` the output is linear, ``yhat_t = z_t`` and
+``L_t = 1/2 sum_k (yhat_t[k] - y_t[k])**2``. In the column convention every
+value is the transpose of its row value (``a_t = W_xh x_t + W_hh h_{t-1}``):
+the same scalar graph, with a weight's entry for input i and output j stored
+at ``W[i, j]`` (row) or ``W[j, i]`` (column).
 
 **Gradients** are built by reverse accumulation over this graph of named nodes
 (the BPTT recursion), never by differentiating an expanded loss. A sweep seeded
@@ -18,7 +24,7 @@ with ``ḡ_num = e_k`` visits the nodes in reverse topological order, binds each
 node's adjoint entries to fresh intermediate symbols (a tape of assignments)
 and pushes them to the parents with the local vector-Jacobian products::
 
-    ḡ_a_t[j]       = ḡ_h_t[j] (1 - h_t[j]**2)                     (tanh' in the symbol h)
+    ḡ_a_t[j]       = ḡ_h_t[j] act'_t[j]     act' = 1 - h**2 (tanh), h (1 - h) (sigmoid), step(h) (relu)
     ḡ_h_{t-1}[i]  += sum_j ḡ_a_t[j] W_hh[i,j]      ḡ_W_hh[i,j] += h_{t-1}[i] ḡ_a_t[j]
     ḡ_x_t[i]      += sum_j ḡ_a_t[j] W_xh[i,j]      ḡ_W_xh[i,j] += x_t[i] ḡ_a_t[j]
     ḡ_h_t[i]      += sum_k ḡ_z_t[k] W_hy[i,k]      ḡ_W_hy[i,k] += h_t[i] ḡ_z_t[k]
@@ -37,6 +43,11 @@ in ``∂L_t/∂y_t`` is rewritten the same way, through
 ``sum_k y_t[k] = 1``). So every Jacobian is a rational function (``+ - * /``
 and integer powers) of node symbols, with no tanh, exp or log: it evaluates on
 floats and, unchanged, on exact field elements (rationals, integers mod p).
+The one exception is relu's derivative ``step(h)`` (1 where h > 0, else 0),
+piecewise constant: exact values of a relu model have every inactive h entry
+exactly 0 (:mod:`bptt_check.exact`), so ``step`` reads "non-zero".
+With squared error the output rules are ``ḡ_yhat_t = ḡ_L_t (yhat_t - y_t)``,
+``ḡ_y_t = ḡ_L_t (y_t - yhat_t)`` and ``ḡ_z_t = ḡ_yhat_t``.
 
 Each sweep costs O(T·size²) symbols, so ∂L w.r.t. every parameter, input and
 node comes out of one sweep in time linear in T (sympy's own constructors are
@@ -80,6 +91,26 @@ _READINGS = ("total", "immediate")
 
 def _neg(a: Any, _b: Any) -> Any:
     return -a
+
+
+class step(sympy.Function):
+    """Heaviside's step with ``step(0) = 0``: relu's derivative, taken of ``h`` (h > 0 exactly where a > 0)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_Number:
+            return sympy.S.One if x > 0 else sympy.S.Zero
+        return None
+
+
+def _heaviside(a: Any, _b: Any) -> Any:
+    """step on one register: floats compare with 0; exact values are non-zero exactly where the unit is active."""
+    arr = np.asarray(a)
+    if arr.dtype != object:
+        return (arr > 0).astype(np.float64)
+    return np.array([0 if getattr(v, "v", v) == 0 else 1 for v in arr.ravel()], dtype=object).reshape(arr.shape)
 
 
 def _square(a: Any, _b: Any) -> Any:
@@ -276,6 +307,9 @@ class _Compiler:
             r = self._mul(e)
         elif e.is_Pow:
             r = self._pow(e.base, e.exp)
+        elif isinstance(e, step):
+            a = self.reg(e.args[0])
+            r = self._op(_heaviside, a, a)
         else:
             raise InternalError(f"cannot compile {type(e).__name__} {e}: Jacobians must be rational")
         self.memo[e] = r
@@ -551,6 +585,23 @@ def _array(flat: list[sympy.Expr], shape: tuple[int, ...]) -> sympy.Array:
 # The model in sympy
 # ---------------------------------------------------------------------------
 
+_ACTIVATIONS: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
+    "tanh": sympy.tanh,
+    "sigmoid": lambda u: 1 / (1 + sympy.exp(-u)),
+    "relu": lambda u: sympy.Max(sympy.S.Zero, u),
+}
+_DERIVATIVES: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
+    "tanh": lambda h: _sum([_ONE, _prod(_MINUS, _power(h, 2))]),
+    "sigmoid": lambda h: _prod(h, _sum([_ONE, _prod(_MINUS, h)])),
+    "relu": lambda h: step(h),
+}
+"""act'(a) written in h = act(a): the form every text uses."""
+_NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": np.tanh,
+    "sigmoid": lambda a: 1.0 / (1.0 + np.exp(-a)),
+    "relu": lambda a: np.maximum(a, 0.0),
+}
+
 
 class SymbolicRNN:
     """The sympy side of one :class:`~bptt_check.model.RNN`: symbols, definitions, forward values and partials.
@@ -577,6 +628,8 @@ class SymbolicRNN:
             self._symbols[ref] = sympy.ImmutableMatrix(rows, cols, flat)
             for k, s in enumerate(flat):
                 self._where[s] = (ref, k // cols, k % cols)
+        self._column = model.column
+        self._cols = {ref: model.shape(ref)[1] for ref in model.parameters()}
         self._parents: dict[Ref, tuple[Ref, ...]] = {ref: self._parents_of(ref) for ref in self._refs}
         children: dict[Ref, list[Ref]] = {ref: [] for ref in self._refs}
         for ref in self._refs:
@@ -627,17 +680,25 @@ class SymbolicRNN:
             self._definitions[ref] = self._define(ref)
         return sympy.Matrix(self._definitions[ref])
 
-    def _affine(self, products: list[tuple[Ref, Ref]], bias: Ref | None) -> sympy.ImmutableMatrix:
-        """``sum of row @ W (+ bias)`` for row vectors, built entry by entry (one sympy Add per entry)."""
+    def _weight(self, W: Ref, i: int, j: int) -> sympy.Symbol:
+        """The symbol of weight ``W`` from input entry i to output entry j: ``W[i, j]`` (row) or ``W[j, i]`` (column)."""
+        return self._flat[W][self._weight_index(W, i, j)]
+
+    def _weight_index(self, W: Ref, i: int, j: int) -> int:
+        cols = self._cols[W]
+        return j * cols + i if self._column else i * cols + j
+
+    def _affine(self, products: list[tuple[Ref, Ref]], bias: Ref | None, out: Ref) -> sympy.ImmutableMatrix:
+        """``sum of W · v (+ bias)``, entry j = sum_i v[i] W(i→j), built entry by entry (one sympy Add per entry)."""
         F = self._flat
-        cols = self.model.shape(products[0][1])[1]
+        n = len(F[out])
         entries = []
-        for j in range(cols):
-            terms = [r * F[W][i * cols + j] for row, W in products for i, r in enumerate(F[row])]
+        for j in range(n):
+            terms = [r * self._weight(W, i, j) for v, W in products for i, r in enumerate(F[v])]
             if bias is not None:
                 terms.append(F[bias][j])
             entries.append(sympy.Add(*terms))
-        return sympy.ImmutableMatrix(1, cols, entries)
+        return sympy.ImmutableMatrix(*self.model.shape(out), entries)
 
     def _define(self, ref: Ref) -> sympy.ImmutableMatrix:
         m = self.model
@@ -645,6 +706,7 @@ class SymbolicRNN:
         if self._zero_h0(ref):
             return sympy.ImmutableMatrix(sympy.zeros(*m.shape(ref)))
         fam, t = ref.family, ref.step
+        shape = m.shape(ref)
         if ref == L_TOTAL:
             return sympy.ImmutableMatrix([[sympy.Add(*[F[Ref("L", s)][0] for s in m.loss_steps])]])
         if fam == "a":
@@ -652,17 +714,22 @@ class SymbolicRNN:
             products = [(Ref("x", t), Ref("W_xh"))]
             if Ref("W_hh") in self._parents[ref]:
                 products.append((Ref("h", t - 1), Ref("W_hh")))
-            return self._affine(products, Ref("b_h") if m.biases else None)
+            return self._affine(products, Ref("b_h") if m.biases else None, ref)
         if fam == "h" and t:
-            return sympy.ImmutableMatrix(1, m.hidden_size, [sympy.tanh(u) for u in F[Ref("a", t)]])
+            return sympy.ImmutableMatrix(*shape, [_ACTIVATIONS[m.activation](u) for u in F[Ref("a", t)]])
         if fam == "z":
-            return self._affine([(Ref("h", t), Ref("W_hy"))], Ref("b_y") if m.biases else None)
+            return self._affine([(Ref("h", t), Ref("W_hy"))], Ref("b_y") if m.biases else None, ref)
         if fam == "yhat":
-            e = [sympy.exp(u) for u in F[Ref("z", t)]]
+            z = F[Ref("z", t)]
+            if m.loss == "squared_error":
+                return sympy.ImmutableMatrix(*shape, z)
+            e = [sympy.exp(u) for u in z]
             total = sympy.Add(*e)
-            return sympy.ImmutableMatrix(1, m.output_size, [ek / total for ek in e])
+            return sympy.ImmutableMatrix(*shape, [ek / total for ek in e])
         if fam == "L":
             y, yhat = F[Ref("y", t)], F[Ref("yhat", t)]
+            if m.loss == "squared_error":
+                return sympy.ImmutableMatrix([[sympy.Rational(1, 2) * sympy.Add(*[(pk - yk) ** 2 for yk, pk in zip(y, yhat)])]])
             return sympy.ImmutableMatrix([[-sympy.Add(*[yk * sympy.log(pk) for yk, pk in zip(y, yhat)])]])
         raise ConfigError(f"{ref} is a leaf of the model (a given value): it has no definition")
 
@@ -705,7 +772,8 @@ class SymbolicRNN:
         """float64 values ``(P, rows, cols)`` of every ref: the leaves copied, ``h_0`` zeros if so configured, all nodes.
 
         Computed with numpy from the definitions above (softmax and cross-entropy
-        through the shifted log-sum-exp ``log yhat_t = z_t - max - log sum exp(z_t - max)``).
+        through the shifted log-sum-exp ``log yhat_t = z_t - max - log sum exp(z_t - max)``),
+        in the row layout (a column model's values are transposed in and out).
         """
         m = self.model
         out: dict[Ref, np.ndarray] = {}
@@ -721,22 +789,31 @@ class SymbolicRNN:
         if any(a.shape[0] != points for a in out.values()):
             raise ValueError("the leaves disagree on the number of points")
         if m.h0 == "zeros":
-            out[Ref("h", 0)] = np.zeros((points, 1, m.hidden_size))
+            out[Ref("h", 0)] = np.zeros((points, *m.shape(Ref("h", 0))))
+        if m.column:  # compute in the row layout: every value is the transpose
+            out = {ref: np.swapaxes(v, 1, 2) for ref, v in out.items()}
+        act = _NUMPY_ACTIVATIONS[m.activation]
         for t in m.steps_range():
             a = out[Ref("x", t)] @ out[Ref("W_xh")] + out[Ref("h", t - 1)] @ out[Ref("W_hh")]
             if m.biases:
                 a = a + out[Ref("b_h")]
-            h = np.tanh(a)
+            h = act(a)
             z = h @ out[Ref("W_hy")]
             if m.biases:
                 z = z + out[Ref("b_y")]
-            shifted = z - z.max(axis=-1, keepdims=True)
-            log_yhat = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
             y = out[Ref("y", t)]
             out[Ref("a", t)], out[Ref("h", t)], out[Ref("z", t)] = a, h, z
+            if m.loss == "squared_error":
+                out[Ref("yhat", t)] = z
+                out[Ref("L", t)] = 0.5 * ((z - y) ** 2).sum(axis=-1, keepdims=True)
+                continue
+            shifted = z - z.max(axis=-1, keepdims=True)
+            log_yhat = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
             out[Ref("yhat", t)] = np.exp(log_yhat)
             out[Ref("L", t)] = -(y * log_yhat).sum(axis=-1, keepdims=True)
         out[L_TOTAL] = sum((out[Ref("L", t)] for t in m.loss_steps), np.zeros((points, 1, 1)))
+        if m.column:
+            out = {ref: np.swapaxes(v, 1, 2) for ref, v in out.items()}
         return out
 
     # -- graph -----------------------------------------------------------------
@@ -867,19 +944,17 @@ class SymbolicRNN:
             terms[ref][k].append(term)
 
         def outer(row: Ref, g: list[sympy.Expr], target: Ref) -> None:
-            """ḡ_target[i,j] += row[i] g[j]  (the pull of ``row @ target`` on target)."""
+            """ḡ_W(i→j) += v[i] g[j]  (the pull of ``v @ W`` or ``W v`` on the weight)."""
             if wanted(target):
-                n = len(g)
                 for i, ri in enumerate(F[row]):
                     for j, gj in enumerate(g):
-                        push(target, i * n + j, _prod(ri, gj))
+                        push(target, self._weight_index(target, i, j), _prod(ri, gj))
 
         def back(g: list[sympy.Expr], W: Ref, target: Ref) -> None:
-            """ḡ_target[i] += sum_j g[j] W[i,j]  (the pull of ``target @ W`` on target)."""
+            """ḡ_v[i] += sum_j g[j] W(i→j)  (the pull of ``v @ W`` or ``W v`` on the vector v)."""
             if wanted(target):
-                w, n = F[W], len(g)
                 for i in range(len(F[target])):
-                    push(target, i, _sum([_prod(gj, w[i * n + j]) for j, gj in enumerate(g)]))
+                    push(target, i, _sum([_prod(gj, self._weight(W, i, j)) for j, gj in enumerate(g)]))
 
         def bias(g: list[sympy.Expr], target: Ref) -> None:
             if m.biases and wanted(target):
@@ -901,7 +976,16 @@ class SymbolicRNN:
                         push(Ref("L", s), 0, g[0])
                 continue
             assert t is not None
-            if fam == "L":
+            if fam == "L" and m.loss == "squared_error":
+                c = g[0]
+                y, yhat = F[Ref("y", t)], F[Ref("yhat", t)]
+                if wanted(Ref("yhat", t)):  # yhat - y
+                    for k in range(m.output_size):
+                        push(Ref("yhat", t), k, _prod(c, _sum([yhat[k], _prod(_MINUS, y[k])])))
+                if wanted(Ref("y", t)):  # y - yhat
+                    for k in range(m.output_size):
+                        push(Ref("y", t), k, _prod(c, _sum([y[k], _prod(_MINUS, yhat[k])])))
+            elif fam == "L":
                 c = g[0]
                 y, yhat, z = F[Ref("y", t)], F[Ref("yhat", t)], F[Ref("z", t)]
                 if wanted(Ref("yhat", t)):
@@ -916,7 +1000,10 @@ class SymbolicRNN:
                 if not wanted(Ref("z", t)):
                     continue
                 yhat, y = F[node], F[Ref("y", t)]
-                if t in ce:  # softmax and cross-entropy fused: (yhat - y), using sum(y_t) = 1
+                if m.loss == "squared_error":  # the identity
+                    for j in range(m.output_size):
+                        push(Ref("z", t), j, g[j])
+                elif t in ce:  # softmax and cross-entropy fused: (yhat - y), using sum(y_t) = 1
                     for j in range(m.output_size):
                         push(Ref("z", t), j, _prod(ce[t], _sum([yhat[j], _prod(_MINUS, y[j])])))
                 else:  # g (diag(yhat) - yhat^T yhat)
@@ -929,8 +1016,9 @@ class SymbolicRNN:
                 bias(g, Ref("b_y"))
             elif fam == "h":
                 if wanted(Ref("a", t)):
-                    for j, (gj, hj) in enumerate(zip(g, F[node])):  # tanh' = 1 - h**2
-                        push(Ref("a", t), j, _prod(gj, _sum([_ONE, _prod(_MINUS, _power(hj, 2))])))
+                    derivative = _DERIVATIVES[m.activation]
+                    for j, (gj, hj) in enumerate(zip(g, F[node])):
+                        push(Ref("a", t), j, _prod(gj, derivative(hj)))
             elif fam == "a":
                 back(g, Ref("W_xh"), Ref("x", t))
                 outer(Ref("x", t), g, Ref("W_xh"))

@@ -126,10 +126,10 @@ class Truth:
     # -- backends and targets ------------------------------------------------
 
     def float_backend(self) -> FloatBackend:
-        return FloatBackend(self.values, self.jacobian)
+        return FloatBackend(self.values, self.jacobian, self.model)
 
     def exact_backend(self) -> ExactBackend:
-        return ExactBackend(self.exact, self.jacobian_exact)
+        return ExactBackend(self.exact, self.jacobian_exact, self.model)
 
     def target_values(self, target: Target) -> tuple[np.ndarray, np.ndarray, float]:
         """The target's value at the float points, (P, *target.shape), from sympy and from jax, and their agreement."""
