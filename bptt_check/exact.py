@@ -37,7 +37,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -46,7 +46,14 @@ from .model import L_TOTAL, RNN, Ref
 PRIME = (1 << 61) - 1
 """The Mersenne prime 2**61 - 1."""
 
-_NO_FACTORS: Mapping[tuple[int, int], int] = {}
+_Den = frozenset
+"""A denominator: the set of ``(residue, degree, level)`` for each factor and every level 1..its exponent.
+
+As sets of levels, a common multiple is a union and "already a multiple" a subset
+test, both done in C on stored hashes: the recursions of a long sequence combine
+denominators of hundreds of factors, so this is the hot path of an exact check.
+"""
+_NO_FACTORS: _Den = frozenset()
 
 
 class NoExactForm(Exception):
@@ -66,20 +73,20 @@ def _frac(q: Fraction) -> int:
 class Exact:
     """A rational function of the atoms, known by its value mod p and a degree bound.
 
-    ``num`` bounds the numerator's degree; ``den`` maps denominator factors
-    (identified by their residue, with their degree) to exponents.
+    ``num`` bounds the numerator's degree; ``den`` holds the denominator's
+    factors (identified by their residue, with their degree) level by level (:data:`_Den`).
     """
 
     __slots__ = ("v", "num", "den", "den_degree")
 
     def __init__(
-        self, v: int, num: int = 0, den: Mapping[tuple[int, int], int] | None = None, den_degree: int | None = None
+        self, v: int, num: int = 0, den: _Den | None = None, den_degree: int | None = None
     ) -> None:
         self.v = v % PRIME
         self.num = num
-        self.den: Mapping[tuple[int, int], int] = den or _NO_FACTORS
+        self.den: _Den = den or _NO_FACTORS
         if den_degree is None:
-            den_degree = sum(deg * e for (_, deg), e in self.den.items()) if den else 0
+            den_degree = sum(deg for _, deg, _ in self.den)
         self.den_degree = den_degree
 
     @staticmethod
@@ -105,21 +112,13 @@ class Exact:
 
     def __add__(self, other: object) -> "Exact":
         o = other if isinstance(other, Exact) else Exact.lift(other)  # type: ignore[arg-type]
-        if o.den is self.den or o.den == self.den:  # a common denominator (often none at all)
+        if o.den is self.den:  # a common denominator (often none at all)
             return Exact(self.v + o.v, max(self.num, o.num), self.den, self.den_degree)
         if not o.den:
             return Exact(self.v + o.v, max(self.num, o.num + self.den_degree), self.den, self.den_degree)
         if not self.den:
             return Exact(self.v + o.v, max(self.num + o.den_degree, o.num), o.den, o.den_degree)
-        # The common multiple takes each factor at its larger exponent; start from the larger map.
-        big, small = (self, o) if len(self.den) >= len(o.den) else (o, self)
-        den = dict(big.den)
-        dm = big.den_degree
-        for f, e in small.den.items():
-            cur = den.get(f, 0)
-            if cur < e:
-                den[f] = e
-                dm += f[1] * (e - cur)
+        den, dm = _common_multiple(self.den, self.den_degree, o.den, o.den_degree)
         num = max(self.num + dm - self.den_degree, o.num + dm - o.den_degree)
         return Exact(self.v + o.v, num, den, dm)
 
@@ -140,19 +139,15 @@ class Exact:
             return Exact(self.v * o.v, self.num + o.num, o.den, o.den_degree)
         if not o.den:
             return Exact(self.v * o.v, self.num + o.num, self.den, self.den_degree)
-        big, small = (self, o) if len(self.den) >= len(o.den) else (o, self)
-        den = dict(big.den)
-        for f, e in small.den.items():
-            den[f] = den.get(f, 0) + e
-        return Exact(self.v * o.v, self.num + o.num, den, self.den_degree + o.den_degree)
+        return Exact(self.v * o.v, self.num + o.num, _product(self.den, o.den), self.den_degree + o.den_degree)
 
     __rmul__ = __mul__
 
     def reciprocal(self) -> "Exact":
         inv = _inv(self.v)
         if self.num == 0:  # a constant
-            return Exact(inv, self.den_degree, {})
-        return Exact(inv, self.den_degree, {(self.v, self.num): 1})
+            return Exact(inv, self.den_degree)
+        return Exact(inv, self.den_degree, frozenset({(self.v, self.num, 1)}))
 
     def __truediv__(self, other: object) -> "Exact":
         return self * Exact.lift(other).reciprocal()  # type: ignore[arg-type]
@@ -168,7 +163,8 @@ class Exact:
         k = int(k)
         base = self if k >= 0 else self.reciprocal()
         n = abs(k)
-        return Exact(pow(base.v, n, PRIME), base.num * n, {f: e * n for f, e in base.den.items()})
+        den = frozenset((v, deg, level) for (v, deg), e in _exponents(base.den).items() for level in range(1, e * n + 1))
+        return Exact(pow(base.v, n, PRIME), base.num * n, den, base.den_degree * n)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (Exact, int, Fraction)):
@@ -180,6 +176,60 @@ class Exact:
 
     def __repr__(self) -> str:
         return f"Exact({self.v}, deg≤{self.degree})"
+
+
+# Combining two denominators is memoised on their identities: a recursion
+# combines the same ones over and over (every entry of an adjoint shares its
+# later steps' factors).
+_MEMO_LIMIT = 200_000
+_lcm_memo: dict[tuple[int, int], tuple[_Den, _Den, _Den, int]] = {}
+_product_memo: dict[tuple[int, int], tuple[_Den, _Den, _Den]] = {}
+
+
+def _exponents(den: _Den) -> dict[tuple[int, int], int]:
+    out: dict[tuple[int, int], int] = {}
+    for v, deg, level in den:
+        if level > out.get((v, deg), 0):
+            out[(v, deg)] = level
+    return out
+
+
+def _common_multiple(a: _Den, da: int, b: _Den, db: int) -> tuple[_Den, int]:
+    """Each factor at its larger exponent (a union of levels), and its degree (da, db: the degrees of a, b)."""
+    key = (id(a), id(b))
+    hit = _lcm_memo.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2], hit[3]
+    (big, dm), small = ((a, da), b) if len(a) >= len(b) else ((b, db), a)
+    den = big
+    if not small <= big:
+        extra = small - big
+        den = big | extra
+        dm += sum(deg for _, deg, _ in extra)
+    if len(_lcm_memo) > _MEMO_LIMIT:
+        _lcm_memo.clear()
+    _lcm_memo[key] = (a, b, den, dm)
+    return den, dm
+
+
+def _product(a: _Den, b: _Den) -> _Den:
+    """The exponents added factor by factor: the small side's levels stacked on the big side's."""
+    key = (id(a), id(b))
+    hit = _product_memo.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    big, small = (a, b) if len(a) >= len(b) else (b, a)
+    extra = []
+    for (v, deg), e in _exponents(small).items():
+        below = 0
+        while (v, deg, below + 1) in big:
+            below += 1
+        extra += [(v, deg, level) for level in range(below + 1, below + e + 1)]
+    den = big.union(extra)
+    if len(_product_memo) > _MEMO_LIMIT:
+        _product_memo.clear()
+    _product_memo[key] = (a, b, den)
+    return den
 
 
 def array(values: np.ndarray) -> np.ndarray:
@@ -209,8 +259,8 @@ class ExactPoints:
     """
 
     values: dict[Ref, np.ndarray]
-    exp_of: tuple[dict[int, Exact], ...]
-    log_of: tuple[dict[int, Exact], ...]
+    exp_of: tuple[dict[int, Any], ...]
+    log_of: tuple[dict[int, Any], ...]
     relu_of: tuple[dict[int, Exact], ...] = ()
     step_of: tuple[dict[int, Exact], ...] = ()
 
@@ -238,12 +288,17 @@ class ExactPoints:
         return tuple({} for _ in range(self.count))
 
     @staticmethod
-    def _lookup(arr: np.ndarray, tables: tuple[dict[int, Exact], ...], what: str) -> np.ndarray:
+    def _lookup(arr: np.ndarray, tables: tuple[dict[int, Any], ...], what: str) -> np.ndarray:
         out = np.empty(arr.shape, dtype=object)
         for idx, e in np.ndenumerate(arr):
-            hit = tables[idx[0]].get(Exact.lift(e).v)
+            table = tables[idx[0]]
+            key = Exact.lift(e).v
+            hit = table.get(key)
             if hit is None:
                 raise NoExactForm(f"{what} of a value that is not a known logarithm or exponential of the model")
+            if isinstance(hit, tuple):  # learnt lazily: (base, c) stands for base**c, or c * base for a log
+                base, c, power = hit
+                hit = table[key] = base**c if power else c * base
             out[idx] = hit
         return out
 
@@ -281,15 +336,17 @@ def sample_exact(model: RNN, k: int = 2, seed: int = 0) -> ExactPoints:
                 y[i, 0, O - 1] = 1 - sum(y[i, 0, : O - 1], Exact(0))
     if model.h0 == "zeros":
         values[Ref("h", 0)] = array(np.zeros((k, 1, H), dtype=object).astype(int))
-    exp_of: list[dict[int, Exact]] = [{0: Exact(1)} for _ in range(k)]
-    log_of: list[dict[int, Exact]] = [{1: Exact(0)} for _ in range(k)]
+    exp_of: list[dict[int, Any]] = [{0: Exact(1)} for _ in range(k)]
+    log_of: list[dict[int, Any]] = [{1: Exact(0)} for _ in range(k)]
     relu_of: list[dict[int, Exact]] = [{0: Exact(0)} for _ in range(k)]
     step_of: list[dict[int, Exact]] = [{0: Exact(0)} for _ in range(k)]
 
     def learn(i: int, log_value: Exact, exp_value: Exact) -> None:
+        # Only residues are computed here; the Exact values (with their degree bounds) on first look-up.
+        inverse = _inv(exp_value.v)
         for c in _MULTIPLES:
-            exp_of[i].setdefault((c * log_value.v) % PRIME, exp_value**c)
-            log_of[i].setdefault((exp_value**c).v, c * log_value)
+            exp_of[i].setdefault((c * log_value.v) % PRIME, (exp_value, c, True))
+            log_of[i].setdefault(pow(exp_value.v if c > 0 else inverse, abs(c), PRIME), (log_value, c, False))
 
     mm = _matmul
     loss = np.empty((k, 1, 1), dtype=object)

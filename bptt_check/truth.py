@@ -46,6 +46,7 @@ class Truth:
         self._numeric: Any = None
         self._float: dict[tuple[Ref, Ref, str], np.ndarray] = {}
         self._jax: dict[tuple[Ref, Ref, str], np.ndarray] = {}
+        self._jax_grads: dict[Ref, dict[Ref, np.ndarray]] = {}
         self._exact: dict[tuple[Ref, Ref, str], np.ndarray] = {}
         self._agreement: dict[tuple[Ref, Ref, str], float] = {}
         self._forward_checked: float | None = None
@@ -75,8 +76,18 @@ class Truth:
     def jacobian_jax(self, num: Ref, den: Ref, reading: Reading = "total") -> np.ndarray:
         key = (num, den, reading)
         if key not in self._jax:
-            self._jax[key] = np.asarray(self.numeric.partial(num, den, self.leaves, reading))
+            if num.is_loss and (reading == "total" or not self.symbolic.is_ambiguous(num, den)):
+                # one backward pass gives the gradient of a loss with respect to every ref
+                grads = self._jax_gradients(num)
+                self._jax[key] = grads[den].reshape(self.points, *squeeze_shape(self.model.shape(den)))
+            else:
+                self._jax[key] = np.asarray(self.numeric.partial(num, den, self.leaves, reading))
         return self._jax[key]
+
+    def _jax_gradients(self, of: Ref) -> dict[Ref, np.ndarray]:
+        if of not in self._jax_grads:
+            self._jax_grads[of] = self.numeric.gradients(self.leaves, of)
+        return self._jax_grads[of]
 
     def jacobian_exact(self, num: Ref, den: Ref, reading: Reading = "total") -> np.ndarray:
         key = (num, den, reading)
