@@ -116,11 +116,16 @@ def test_truths_that_disagree_are_an_internal_error(monkeypatch):
     checker = Checker("dL/dW_hy", model=RNN(steps=1))
     truth = checker.truth
     monkeypatch.setattr(truth, "_jax", {})
+    monkeypatch.setattr(truth, "_jax_grads", {})
     monkeypatch.setattr(truth, "_agreement", {})
-    real = truth.numeric.partial
-    monkeypatch.setattr(truth.numeric, "partial", lambda *a, **k: real(*a, **k) * 1.001)
+    real = truth.numeric.gradients
+    monkeypatch.setattr(truth.numeric, "gradients", lambda *a, **k: {r: g * 1.001 for r, g in real(*a, **k).items()})
     with pytest.raises(InternalError, match="truths disagree"):
         truth.agreement(L_TOTAL, Ref("W_hh"))
+    real_partial = truth.numeric.partial
+    monkeypatch.setattr(truth.numeric, "partial", lambda *a, **k: real_partial(*a, **k) * 1.001)
+    with pytest.raises(InternalError, match="truths disagree"):
+        truth.agreement(Ref("h", 1), Ref("W_hh"))
 
 
 def test_result_serialises_per_spec():
