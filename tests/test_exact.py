@@ -64,3 +64,53 @@ def test_unknown_logarithm_is_refused():
     pts = sample_exact(RNN(), k=1, seed=0)
     with pytest.raises(NoExactForm):
         pts.exp(pts.values[Ref("W_hh")])
+
+
+def test_degree_bound_of_a_common_multiple_takes_each_factor_once():
+    x, y = Exact.atom(5), Exact.atom(7)
+    r = 1 / (x + 1)
+    s = r * r / (y + 1)
+    total = r + s  # ((x+1)(y+1) + 1) / ((x+1)**2 (y+1)): degrees 2 over 3
+    assert total.den_degree == 3 and total.num == 2
+    assert (total * r).den_degree == 4  # exponents add in a product
+    assert ((1 / (x + 1)) ** 3).den_degree == 3
+
+
+def test_sigmoid_points_use_one_exponential_atom():
+    model = RNN(activation="sigmoid")
+    pts = sample_exact(model, k=2, seed=1)
+    for t in model.steps_range():
+        e = pts.exp(pts.values[Ref("a", t)])
+        assert np.all(e / (e + 1) == pts.values[Ref("h", t)])
+
+
+def test_relu_points_fix_a_mixed_activation_pattern():
+    model = RNN(steps=3, hidden_size=4, activation="relu")
+    pts = sample_exact(model, k=2, seed=2)
+    for t in model.steps_range():
+        a, h = pts.values[Ref("a", t)], pts.values[Ref("h", t)]
+        for i in range(2):
+            active = [h[i, 0, j] == a[i, 0, j] for j in range(4)]
+            inactive = [h[i, 0, j] == 0 for j in range(4)]
+            assert all(x != y for x, y in zip(active, inactive))  # each unit one or the other
+            assert any(active) and any(inactive)
+        assert np.all(pts.relu(a) == h)
+        assert np.all(pts.step(a) == np.vectorize(lambda v: Exact(0 if v == 0 else 1), otypes=[object])(h))
+    with pytest.raises(NoExactForm):
+        pts.relu(pts.values[Ref("W_hh")])
+
+
+def test_squared_error_points_have_free_targets():
+    model = RNN(output_size=1, loss="squared_error")
+    pts = sample_exact(model, k=2, seed=4)
+    v = pts.values
+    for t in model.steps_range():
+        assert np.all(v[Ref("yhat", t)] == v[Ref("z", t)])
+        d = v[Ref("z", t)] - v[Ref("y", t)]
+        assert np.all(v[Ref("L", t)] == d * d * Fraction(1, 2))
+
+
+def test_column_points_are_transposed():
+    row, col = sample_exact(RNN(biases=True), k=1, seed=5), sample_exact(RNN(biases=True, convention="column"), k=1, seed=5)
+    for ref, value in row.values.items():
+        assert np.all(np.swapaxes(col.values[ref], 1, 2) == value)

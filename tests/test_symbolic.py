@@ -626,3 +626,83 @@ def configurations(draw: st.DrawFn) -> tuple[RNN, Ref, Ref, int]:
 def test_property_reverse_mode_matches_diff(case: tuple[RNN, Ref, Ref, int], seed: int) -> None:
     model, num, den, entry = case
     check(model, num, den, entries=[entry], seed=seed, points=2)
+
+
+# ---------------------------------------------------------------------------
+# model options: convention, activation, loss (against central differences of
+# the numpy forward pass, which is independent of the reverse sweep)
+# ---------------------------------------------------------------------------
+
+
+def _option_leaves(model: RNN, rng: np.random.Generator) -> dict[Ref, np.ndarray]:
+    leaves = {r: rng.normal(size=(1, *model.shape(r))) * 0.7 for r in model.leaves()}
+    if model.loss == "cross_entropy":
+        for t in model.steps_range():
+            leaves[Ref("y", t)] = rng.dirichlet(np.ones(model.output_size)).reshape(1, *model.shape(Ref("y", t)))
+    return leaves
+
+
+def _central_difference(sym: SymbolicRNN, leaves: Mapping[Ref, np.ndarray], den: Ref, eps: float = 1e-6) -> np.ndarray:
+    out = np.zeros(sym.model.shape(den))
+    for idx in np.ndindex(*out.shape):
+        plus = {k: v.copy() for k, v in leaves.items()}
+        minus = {k: v.copy() for k, v in leaves.items()}
+        plus[den][(0, *idx)] += eps
+        minus[den][(0, *idx)] -= eps
+        out[idx] = (sym.forward_values(plus)[L_TOTAL][0, 0, 0] - sym.forward_values(minus)[L_TOTAL][0, 0, 0]) / (2 * eps)
+    return out
+
+
+@pytest.mark.parametrize("convention", ["row", "column"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+def test_options_gradients_match_central_differences(convention: str, activation: str, loss: str) -> None:
+    model = RNN(steps=3, input_size=2, hidden_size=3, output_size=2, biases=True,
+                convention=convention, activation=activation, loss=loss)  # type: ignore[arg-type]
+    sym = SymbolicRNN(model)
+    leaves = _option_leaves(model, np.random.default_rng(7))
+    a = sym.forward_values(leaves)
+    assert min(np.min(np.abs(a[Ref("a", t)])) for t in model.steps_range()) > 1e-3  # away from relu's kink
+    dens = list(model.parameters()) + [Ref("x", 1), Ref("h", 0)]
+    if loss == "squared_error":
+        dens.append(Ref("y", 2))  # a cross-entropy y_t has no free direction off the simplex
+    for den in dens:
+        got = sym.partial(L_TOTAL, den).evaluate(a)[0].reshape(model.shape(den))
+        np.testing.assert_allclose(got, _central_difference(sym, leaves, den), rtol=1e-6, atol=1e-7, err_msg=str(den))
+
+
+def test_column_values_are_transposes_of_row_values() -> None:
+    row = RNN(steps=2, input_size=2, hidden_size=3, output_size=2, biases=True)
+    col = row.replace(convention="column")
+    leaves = _option_leaves(row, np.random.default_rng(3))
+    r = SymbolicRNN(row)
+    c = SymbolicRNN(col)
+    rv = r.forward_values(leaves)
+    cv = c.forward_values({ref: np.swapaxes(v, 1, 2) for ref, v in leaves.items()})
+    for ref in row.nodes():
+        np.testing.assert_allclose(np.swapaxes(cv[ref], 1, 2), rv[ref], rtol=1e-13)
+    g_row = r.partial(L_TOTAL, Ref("W_xh")).evaluate(rv)
+    g_col = c.partial(L_TOTAL, Ref("W_xh")).evaluate(cv)
+    assert g_col.shape == (1, 3, 2)
+    np.testing.assert_allclose(np.swapaxes(g_col, 1, 2), g_row, rtol=1e-12)
+    # a vector-by-vector Jacobian is the same matrix in both conventions
+    np.testing.assert_allclose(c.partial(Ref("h", 2), Ref("h", 1)).evaluate(cv), r.partial(Ref("h", 2), Ref("h", 1)).evaluate(rv), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_activation_derivatives_are_written_in_h(activation: str) -> None:
+    from bptt_check.symbolic import step
+
+    sym = SymbolicRNN(RNN(steps=1, input_size=1, hidden_size=1, activation=activation))  # type: ignore[arg-type]
+    h = sym.symbols(Ref("h", 1))[0, 0]
+    expected = {"tanh": 1 - h**2, "sigmoid": h * (1 - h), "relu": step(h)}[activation]
+    assert sympy.expand(sym.partial(Ref("h", 1), Ref("a", 1)).in_nodes()[()] - expected) == 0
+
+
+def test_squared_error_definitions() -> None:
+    sym = SymbolicRNN(RNN(steps=1, output_size=1, loss="squared_error"))
+    z, y = sym.symbols(Ref("z", 1))[0, 0], sym.symbols(Ref("y", 1))[0, 0]
+    assert sym.definition(Ref("yhat", 1))[0, 0] == z
+    yhat = sym.symbols(Ref("yhat", 1))[0, 0]
+    assert sympy.expand(sym.definition(Ref("L", 1))[0, 0] - (yhat - y) ** 2 / 2) == 0
+    assert str(sym.partial(Ref("L", 1), Ref("z", 1)).in_nodes()).replace(" ", "") in ("-y_1+yhat_1", "yhat_1-y_1")
