@@ -5,18 +5,27 @@ This is the only module that imports jax; importing it turns on float64
 function per model shape (forward pass plus vector-Jacobian products, see
 :class:`NumericRNN`) is built on first use and cached.
 
-**Forward.** One step of the recurrence (row convention, :mod:`bptt_check.model`)
-is the body of a ``jax.lax.scan`` over the T steps, so the traced program and
-the compile time do not grow with T. The compiled function works on one
-point and is called once per point: this compiles markedly faster than a
-``vmap`` over the point axis (which would also recompile for every new
-number of points), and a call costs about a millisecond.
-``L_t = -sum_k y_t[k] · log(softmax(z_t)[k])``.
+**Forward.** One step of the recurrence (:mod:`bptt_check.model`) is the body
+of a ``jax.lax.scan`` over the T steps, so the traced program and the compile
+time do not grow with T. The compiled function works on one point and is
+called once per point: this compiles markedly faster than a ``vmap`` over the
+point axis (which would also recompile for every new number of points), and a
+call costs about a millisecond. ``h_t = act(a_t)`` with ``act`` tanh, sigmoid
+or ``relu = maximum(a, 0)``; cross-entropy: ``yhat_t = softmax(z_t)``,
+``L_t = -sum_k y_t[k] · log(yhat_t[k])``; squared error: ``yhat_t = z_t``,
+``L_t = 1/2 sum_k (yhat_t[k] - y_t[k])²``.
+
+**Conventions.** The program computes in the row convention. A column-convention
+model is its transpose: at the boundary every weight matrix is transposed
+(vectors (n, 1) and (1, n) have the same entries in the same order), so inputs
+and results are in the model's own shapes, and a Jacobian whose denominator is
+a weight matrix has its denominator axes transposed. Row and column models of
+one shape share one compiled program.
 
 **Derivatives with respect to nodes.** Every node family (``a_t``, ``h_t``,
 ``z_t``, ``yhat_t``, ``L_t``, ``L``) gets a perturbation input, zero at the
-point, added where the node is computed (``a_t`` before the tanh, ``h_t``
-after it, ``yhat_t`` after the softmax). ∂A/∂(node) is the derivative with
+point, added where the node is computed (``a_t`` before the activation, ``h_t``
+after it, ``yhat_t`` after the softmax or identity). ∂A/∂(node) is the derivative with
 respect to that perturbation; for a leaf it is the derivative with respect to
 the leaf's value.
 
@@ -108,7 +117,8 @@ class NumericRNN:
     scalar numerator uses K = 1 when max(H, O) > 8 (to avoid K-fold work on
     large models). So a model shape (T, sizes, biases) compiles once (twice
     for large sizes), whatever the number of points, ``loss_at``, ``h0``, the
-    reading, ``num`` and ``den``: all of those are data.
+    reading, ``num`` and ``den``: all of those are data. The activation and
+    the loss change the program: they are static arguments of the compilation.
     """
 
     def __init__(self, model: RNN) -> None:
@@ -141,7 +151,7 @@ class NumericRNN:
         out: dict[Ref, np.ndarray] = {}
         for ref in m.refs():
             store = g_arrs if _is_leaf(ref) else g_perts
-            out[ref] = np.asarray(_select(ref, store, row=0), dtype=np.float64).reshape(P, *m.shape(ref))
+            out[ref] = _in_model_layout(m, ref, np.asarray(_select(ref, store, row=0), dtype=np.float64))
         return out
 
     def partial(
@@ -170,8 +180,8 @@ class NumericRNN:
             return np.zeros((P, *layout))
         _, (g_arrs, g_perts) = self._run(arrs, P, num, _block_mask(m, num, den, reading))
         store = g_arrs if _is_leaf(den) else g_perts
-        rows = np.asarray(_select(den, store, row=None), dtype=np.float64)  # (P, K, *den storage)
-        return rows[:, :n_out].reshape(P, *layout)
+        rows = np.asarray(_select(den, store, row=None), dtype=np.float64)[:, :n_out]  # (P, n_out, *den storage)
+        return _in_model_layout(m, den, rows.reshape(P * n_out, -1)).reshape(P, *layout)
 
     # -- private -----------------------------------------------------------
 
@@ -189,7 +199,16 @@ class NumericRNN:
         loss_mask = np.array([1.0 if t in m.loss_steps else 0.0 for t in m.steps_range()])
         perts, cots = _zero_perturbations(m), _cotangents(m, K, num)
         per_point = [
-            _vjp_fn({key: v[p] for key, v in arrs.items()}, perts, block, loss_mask, cots) for p in range(P)
+            _vjp_fn(
+                {key: v[p] for key, v in arrs.items()},
+                perts,
+                block,
+                loss_mask,
+                cots,
+                activation=m.activation,
+                loss=m.loss,
+            )
+            for p in range(P)
         ]
         # stack in numpy (indexing jax arrays would compile a gather per index)
         return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *per_point)
@@ -249,8 +268,8 @@ def finite_differences(
 
 # -- the model as pure jax ---------------------------------------------------------
 #
-# Leaves of one point are kept in a dict ``arrs``: "W_xh" (D,H), "W_hh" (H,H),
-# "W_hy" (H,O), "b_h" (H,), "b_y" (O,) when biases are on, "x" (T,D),
+# Leaves of one point are kept in a dict ``arrs``, always in the row convention:
+# "W_xh" (D,H), "W_hh" (H,H), "W_hy" (H,O), "b_h" (H,), "b_y" (O,) when biases are on, "x" (T,D),
 # "y" (T,O), "h0" (H,). Perturbations ``perts``: "a" (T,H), "h" (T,H),
 # "z" (T,O), "yhat" (T,O), "L" (T,), "Ltot" (). Outputs of the forward have
 # the same keys as ``perts``. Outside the compiled function, results are
@@ -272,6 +291,17 @@ def _slot(ref: Ref) -> tuple[str, int | None]:
         return "Ltot", None
     assert ref.step is not None
     return ref.family, ref.step - 1
+
+
+def _in_model_layout(model: RNN, ref: Ref, rows: np.ndarray) -> np.ndarray:
+    """Values of ``ref`` stored in the row convention, (N, *any) → (N, *model.shape(ref)).
+
+    A column model's value is the transpose of the stored one.
+    """
+    r, c = model.shape(ref)
+    if not model.column:
+        return rows.reshape(-1, r, c)
+    return np.swapaxes(rows.reshape(-1, c, r), 1, 2)
 
 
 def _select(ref: Ref, store: Mapping[str, Any], row: int | None = -1) -> Any:
@@ -305,7 +335,10 @@ def _unpack(model: RNN, leaves: Mapping[Ref, np.ndarray]) -> tuple[Arrays, int]:
         )
     D, H, O = model.sizes
     T = model.steps
-    arrs: Arrays = {name: arrays[Ref(name)] for name in ("W_xh", "W_hh", "W_hy")}
+    arrs: Arrays = {
+        name: np.swapaxes(arrays[Ref(name)], 1, 2) if model.column else arrays[Ref(name)]
+        for name in ("W_xh", "W_hh", "W_hy")
+    }
     if model.biases:
         arrs["b_h"] = arrays[Ref("b_h")].reshape(P, H)
         arrs["b_y"] = arrays[Ref("b_y")].reshape(P, O)
@@ -343,12 +376,24 @@ def _block_mask(model: RNN, num: Ref, den: Ref, reading: Reading) -> np.ndarray:
     return np.array([0.0 if s in keep else 1.0 for s in model.steps_range()])
 
 
-def _run(arrs: Arrays, perts: Arrays, block: jax.Array, loss_mask: jax.Array) -> Arrays:
-    """The forward pass of one point (no point axis): per-step node values and the total loss.
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "relu": lambda a: jnp.maximum(a, 0.0),
+}
+"""h = act(a); relu's derivative at the kink is whatever jax picks (sample points avoid a = 0)."""
+
+
+def _run(
+    arrs: Arrays, perts: Arrays, block: jax.Array, loss_mask: jax.Array, activation: str, loss_name: str
+) -> Arrays:
+    """The forward pass of one point (no point axis, row convention): per-step node values and the total loss.
 
     ``block`` (T,) is the reading's mask m_s; ``loss_mask`` (T,) is 1 at the loss
     steps. Biases are used when ``arrs`` has them; ``h_0`` is data (zeros or not).
     """
+    act = _ACTIVATIONS[activation]
+    squared = loss_name == "squared_error"
     W_xh, W_hh, W_hy = arrs["W_xh"], arrs["W_hh"], arrs["W_hy"]
     b_h = arrs.get("b_h")
     b_y = arrs.get("b_y")
@@ -358,14 +403,18 @@ def _run(arrs: Arrays, perts: Arrays, block: jax.Array, loss_mask: jax.Array) ->
         a = x @ W_xh + h_prev @ W_hh + pa
         if b_h is not None:
             a = a + b_h
-        h = jnp.tanh(a) + ph
+        h = act(a) + ph
         h_out = h + m * (jax.lax.stop_gradient(h) - h)  # = h; blocks paths through h when m = 1
         z = h_out @ W_hy + pz
         if b_y is not None:
             z = z + b_y
-        e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z)))
-        yhat = e / jnp.sum(e) + pyhat
-        loss = -jnp.sum(y * jnp.log(yhat)) + pl
+        if squared:
+            yhat = z + pyhat
+            loss = 0.5 * jnp.sum((yhat - y) ** 2) + pl
+        else:
+            e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z)))
+            yhat = e / jnp.sum(e) + pyhat
+            loss = -jnp.sum(y * jnp.log(yhat)) + pl
         return h_out, (a, h, z, yhat, loss)
 
     xs = (arrs["x"], arrs["y"], perts["a"], perts["h"], perts["z"], perts["yhat"], perts["L"], block)
@@ -390,18 +439,26 @@ def _cotangents(model: RNN, K: int, num: Ref | None) -> Arrays:
 
 
 def _outputs_and_vjps(
-    arrs: Arrays, perts: Arrays, block: jax.Array, loss_mask: jax.Array, cots: Arrays
+    arrs: Arrays,
+    perts: Arrays,
+    block: jax.Array,
+    loss_mask: jax.Array,
+    cots: Arrays,
+    *,
+    activation: str,
+    loss: str,
 ) -> tuple[Arrays, tuple[Arrays, Arrays]]:
     """At one point: the outputs, and the VJPs of K cotangents w.r.t. (leaves, perturbations).
 
     No argument has a point axis; ``cots`` has the leading axis K.
     """
-    outs, pull = jax.vjp(lambda a, p: _run(a, p, block, loss_mask), arrs, perts)
+    outs, pull = jax.vjp(lambda a, p: _run(a, p, block, loss_mask, activation, loss), arrs, perts)
     return outs, jax.vmap(pull)(cots)
 
 
-_vjp_fn = jax.jit(_outputs_and_vjps)
-"""The compiled :func:`_outputs_and_vjps`. jax compiles it once per input shapes, i.e. per
-model shape (T, sizes, biases) and K: models that differ in ``loss_at`` or ``h0`` share it.
+_vjp_fn = jax.jit(_outputs_and_vjps, static_argnames=("activation", "loss"))
+"""The compiled :func:`_outputs_and_vjps`. jax compiles it once per input shapes and static
+arguments, i.e. per model shape (T, sizes, biases), K, activation and loss: models that differ
+only in ``loss_at``, ``h0`` or ``convention`` share it.
 (A ``vmap`` over the point axis took about 1.7× as long to compile, and once per point
 count; a call of this per-point program costs about 1 ms.)"""

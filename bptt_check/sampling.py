@@ -3,7 +3,9 @@
 A *point* gives a value to every leaf of the model (parameters, ``x_t``,
 ``y_t`` and ``h_0``). :func:`sample_points` returns ``P`` points at once as
 float64 arrays with a leading point axis, ``values[ref].shape == (P, rows, cols)``
-(ARCHITECTURE.md), reproducibly from a seed.
+(ARCHITECTURE.md), reproducibly from a seed, in the model's convention: a
+column-convention point is the transpose of the row-convention point drawn
+from the same seed (every rule below is stated in the row convention).
 
 Points are built to be *well conditioned* (SPEC §2, §5), so that two
 expressions that differ also differ numerically at the point:
@@ -21,13 +23,30 @@ expressions that differ also differ numerically at the point:
   parameter the gradient ``dL/dW`` must be asymmetric too
   (``max|G − Gᵀ| ≥ 0.05 max|G|`` unless G is structurally zero), so that a
   transposed answer never passes for the right one.
+* **Gradients that do not vanish.** With sigmoid (σ' ≤ 1/4) ``W_hh`` is
+  drawn 4× larger (:data:`SIGMOID_GAIN`), so the gradient through many
+  steps stays comparable to tanh's.
 * **Never saturated.** Every pre-activation satisfies ``|a_t[j]| ≤ 1.5``
-  (``tanh' ≥ 0.18``) at every step. Scales are chosen so that this holds
-  typically; when a draw exceeds the bound, ``W_xh``, ``W_hh`` and ``b_h`` are
-  shrunk by 0.8 until it holds (which always terminates).
-* **Targets on the simplex, away from the prediction.** ``y_t`` sums to 1
-  (its last entry is ``1 - sum(others)``); ``max_k |yhat_t[k] − y_t[k]| ≥ g``
-  at every step, ``g = min(0.05, 0.5/O)``, so ``∂L_t/∂z_t = yhat_t − y_t`` never nearly vanishes.
+  at every step (tanh' ≥ 0.18, sigmoid' ≥ 0.15; relu keeps the bound too).
+  Scales are chosen so that this holds typically; when a draw exceeds the
+  bound, ``W_xh``, ``W_hh`` and ``b_h`` are shrunk by 0.8 until it holds
+  (which always terminates).
+* **Relu: away from the kink, both regimes.** Every pre-activation satisfies
+  ``|a_t[j]| ≥ 0.1`` (:data:`RELU_MARGIN`) at every step: the ``x_t`` are
+  reassigned step by step from the stack's magnitudes (any order and signs)
+  until they do, and a draw that cannot is redrawn. With ``H ≥ 2`` every
+  point has an inactive entry (``a < 0``) and every step an active unit
+  (``a > 0``, so no step cuts every path to the loss); with ``H = 1`` even
+  points are active at every step and odd points have an inactive step.
+  Models too large for
+  the margin 0.1 within :data:`RELU_REDRAWS` draws (H·T in the hundreds) get
+  the margin 0.01, else 0.001 (:data:`RELU_FALLBACK_MARGINS`), else a
+  :class:`ConfigError`.
+* **Targets away from the prediction.** ``max_k |yhat_t[k] − y_t[k]| ≥ g``
+  at every step, ``g = min(0.05, 0.5/O)``, so ``∂L_t/∂z_t = yhat_t − y_t``
+  never nearly vanishes. Cross-entropy targets are on the simplex: ``y_t``
+  sums to 1 (its last entry is ``1 - sum(others)``). Squared-error targets are
+  real vectors, never distributions: ``|sum_k y_t[k] − 1| ≥ 0.1``.
 
 Distributions (``s`` denotes ``1/sqrt(fan_in)``, magnitudes stratified as above):
 
@@ -35,18 +54,20 @@ Distributions (``s`` denotes ``1/sqrt(fan_in)``, magnitudes stratified as above)
 leaf       magnitude range                        notes
 =========  =====================================  ===========================
 ``W_xh``   ``[0.2, 0.9] · s``, fan_in = D         random signs
-``W_hh``   ``[0.2, 0.9] · s``, fan_in = H         random signs
+``W_hh``   ``[0.2, 0.9] · s``, fan_in = H         random signs; ×4 with sigmoid
 ``W_hy``   ``[0.3, 1.35] · s``, fan_in = H        1.5× wider logits
 ``b_h``    ``[0.1, 0.5]``
 ``b_y``    ``[0.1, 0.5]``
 ``x_t``    ``[0.2, 1.0]``                         all steps stratified together
 ``h_0``    ``[0.1, 0.7]``                         zeros when ``model.h0 == "zeros"``
-``y_t``    one-hot (uniform class) or ``f + (1 − O·f)·Dirichlet(1)``,
-           ``f = min(0.05, 0.5/O)``, so every soft entry ≥ f
+``y_t``    cross-entropy: one-hot (uniform class) or ``f + (1 − O·f)·Dirichlet(1)``,
+           ``f = min(0.05, 0.5/O)``, so every soft entry ≥ f;
+           squared error: standard normal entries
 =========  =====================================  ===========================
 
 ``targets="mixed"`` alternates point by point: even points one-hot, odd
-points soft. A point that fails a soft check (asymmetry, target distance)
+points soft (cross-entropy only: squared-error targets are always normal
+draws). A point that fails a soft check (asymmetry, target distance)
 is redrawn, at most :data:`MAX_REDRAWS` times; if none passes, the draw
 with the fewest failures is kept (in practice this happens only for
 degenerate configurations such as ``H = 1``, where ``W_hh`` is 1×1).
@@ -67,7 +88,7 @@ from .model import FAMILIES, L_TOTAL, RNN, Ref
 TargetKind = Literal["mixed", "onehot", "soft"]
 
 A_MAX = 1.5
-"""Bound on every pre-activation entry |a_t[j]| (tanh'(1.5) ≈ 0.18: not saturated)."""
+"""Bound on every pre-activation entry |a_t[j]| (tanh'(1.5) ≈ 0.18, sigmoid'(1.5) ≈ 0.15: not saturated)."""
 TARGET_GAP = 0.05
 """Minimum of max_k |yhat_t[k] - y_t[k]| at every step (``min(TARGET_GAP, 0.5/O)`` for O > 10 classes)."""
 W_HH_ASYMMETRY = 0.2
@@ -76,6 +97,20 @@ GRADIENT_ASYMMETRY = 0.05
 """Minimum max|G − Gᵀ| / max|G| for the gradient G of every square parameter."""
 MAX_REDRAWS = 25
 """Redraws of a point that fails a soft check (and of a target too close to its prediction)."""
+RELU_MARGIN = 0.1
+"""With relu, every pre-activation entry satisfies |a_t[j]| ≥ RELU_MARGIN: far from the kink at 0."""
+RELU_FALLBACK_MARGINS = (0.01, 0.001)
+"""Smaller margins, in turn, for models where RELU_MARGIN is out of reach (H·T in the hundreds)."""
+_RELU_MARGINS = (RELU_MARGIN, *RELU_FALLBACK_MARGINS)
+RELU_REDRAWS = 40
+"""Draws of a relu point that cannot meet a margin before the next smaller margin is used."""
+RELU_CANDIDATES = 256
+"""Candidate inputs x_t tried at each step when arranging a relu point."""
+TARGET_OFF_SIMPLEX = 0.1
+"""Squared error: a target's entries sum to at least this far from 1 (it is never a distribution)."""
+SIGMOID_GAIN = 4.0
+"""With sigmoid (σ' ≤ 1/4), W_hh is drawn this much larger (Glorot & Bengio 2010): gradients through many steps
+do not vanish."""
 _SHRINK = 0.8
 
 
@@ -89,21 +124,27 @@ def sample_points(
 
     Returns float64 arrays of shape ``(n, rows, cols)`` for every leaf
     (``model.leaves()``), plus ``Ref("h", 0)`` as zeros when
-    ``model.h0 == "zeros"``. See the module docstring for the distributions
-    and the guarantees. ``targets`` is ``"onehot"``, ``"soft"`` or
-    ``"mixed"`` (alternating point by point, starting with one-hot).
+    ``model.h0 == "zeros"``, each in the model's convention and shape. See
+    the module docstring for the distributions and the guarantees.
+    ``targets`` is ``"onehot"``, ``"soft"`` or ``"mixed"`` (alternating point
+    by point, starting with one-hot); squared-error targets are always
+    normal draws.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"number of sample points {n!r} is invalid", hint="use a whole number ≥ 1")
     if targets not in ("mixed", "onehot", "soft"):
         raise ConfigError(f"targets = {targets!r} is invalid", hint="use 'mixed', 'onehot' or 'soft'")
     rng = np.random.default_rng(seed)
+    row = model.replace(convention="row")
     points = []
+    level = 0
     for i in range(n):
         onehot = targets == "onehot" or (targets == "mixed" and i % 2 == 0)
-        points.append(_sample_one(model, rng, onehot))
+        point, level = _sample_one(row, rng, onehot, i, level)
+        points.append(point)
     order = model.leaves() + ((Ref("h", 0),) if model.h0 == "zeros" else ())
-    return {ref: np.stack([p[ref] for p in points]) for ref in order}
+    stacked = {ref: np.stack([p[ref] for p in points]) for ref in order}
+    return _transpose_all(stacked) if model.column else stacked
 
 
 def describe_point(points: Mapping[Ref, np.ndarray], i: int) -> dict[str, list]:
@@ -128,16 +169,43 @@ def numpy_forward(
     """The forward pass in plain numpy, batched over points: every ref's value, (P, rows, cols).
 
     ``perturbations`` adds a value to any ref where it is computed (a leaf,
-    ``a_t`` before the tanh, ``h_t`` after it, ``yhat_t`` after the softmax,
-    ``L_t``, ``L``), everything downstream seeing the perturbed value; this is
-    what finite differences with respect to a node use. Formulas as in
-    :mod:`bptt_check.model`; the softmax is computed stably (``z - max z``)
-    and ``L_t = -sum_k y_t[k] log(yhat_t[k])``. ``h_0`` defaults to zeros when
-    absent from ``leaves``.
+    ``a_t`` before the activation, ``h_t`` after it, ``yhat_t`` after the
+    output function, ``L_t``, ``L``), everything downstream seeing the
+    perturbed value; this is what finite differences with respect to a node
+    use. Formulas as in :mod:`bptt_check.model`: ``h_t = act(a_t)``; with
+    cross-entropy a stable softmax (``z - max z``) and ``L_t = -sum_k y_t[k]
+    log(yhat_t[k])``, with squared error ``yhat_t = z_t`` and ``L_t = 1/2
+    sum_k (yhat_t[k] - y_t[k])²``. Values and perturbations are in the model's
+    convention (a column model is computed as the transpose of its row model).
+    ``h_0`` defaults to zeros when absent from ``leaves``.
     """
-    pert = perturbations or {}
+    if not model.column:
+        return _row_forward(model, leaves, perturbations or {})
+    flip = _transpose_all
+    values = _row_forward(model.replace(convention="row"), flip(leaves), flip(perturbations or {}))
+    return flip(values)
+
+
+def _transpose_all(values: Mapping[Ref, np.ndarray]) -> dict[Ref, np.ndarray]:
+    """Every (P, rows, cols) value transposed: row convention ↔ column convention."""
+    return {ref: np.swapaxes(np.asarray(v), -1, -2) for ref, v in values.items()}
+
+
+_NUMPY_ACTIVATIONS = {
+    "tanh": np.tanh,
+    "sigmoid": lambda a: 1.0 / (1.0 + np.exp(-a)),
+    "relu": lambda a: np.maximum(a, 0.0),
+}
+
+
+def _row_forward(
+    model: RNN, leaves: Mapping[Ref, np.ndarray], pert: Mapping[Ref, np.ndarray]
+) -> dict[Ref, np.ndarray]:
+    """:func:`numpy_forward` of a row-convention model."""
     D, H, O = model.sizes
     P = _batch_size(model, leaves)
+    act = _NUMPY_ACTIVATIONS[model.activation]
+    squared = model.loss == "squared_error"
 
     def leaf(ref: Ref) -> np.ndarray:
         value = np.asarray(leaves[ref], dtype=np.float64)
@@ -159,14 +227,19 @@ def numpy_forward(
         if model.biases:
             a = a + values[Ref("b_h")]
         a = values[Ref("a", t)] = node(Ref("a", t), a)
-        h = values[Ref("h", t)] = node(Ref("h", t), np.tanh(a))
+        h = values[Ref("h", t)] = node(Ref("h", t), act(a))
         z = h @ W_hy
         if model.biases:
             z = z + values[Ref("b_y")]
         z = values[Ref("z", t)] = node(Ref("z", t), z)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        yhat = values[Ref("yhat", t)] = node(Ref("yhat", t), e / e.sum(axis=-1, keepdims=True))
-        loss = -(values[Ref("y", t)] * np.log(yhat)).sum(axis=-1, keepdims=True)
+        y = values[Ref("y", t)]
+        if squared:
+            yhat = values[Ref("yhat", t)] = node(Ref("yhat", t), z)
+            loss = 0.5 * ((yhat - y) ** 2).sum(axis=-1, keepdims=True)
+        else:
+            e = np.exp(z - z.max(axis=-1, keepdims=True))
+            yhat = values[Ref("yhat", t)] = node(Ref("yhat", t), e / e.sum(axis=-1, keepdims=True))
+            loss = -(y * np.log(yhat)).sum(axis=-1, keepdims=True)
         loss = values[Ref("L", t)] = node(Ref("L", t), loss)
         if t in loss_steps:
             total = total + loss
@@ -177,29 +250,53 @@ def numpy_forward(
 # -- one point ------------------------------------------------------------------
 
 
-def _sample_one(model: RNN, rng: np.random.Generator, onehot: bool) -> dict[Ref, np.ndarray]:
-    """One point (arrays without the point axis), redrawn until it passes the soft checks."""
+def _sample_one(
+    model: RNN, rng: np.random.Generator, onehot: bool, index: int, level: int = 0
+) -> tuple[dict[Ref, np.ndarray], int]:
+    """One point of a row-convention model (arrays without the point axis), redrawn until it passes the checks.
+
+    A relu point always meets the relu margin ``_RELU_MARGINS[level]``
+    (:func:`_arrange_relu`): after :data:`RELU_REDRAWS` draws that cannot, the
+    next smaller margin is used. Returns the point and the level reached.
+    """
     best: tuple[int, dict[Ref, np.ndarray]] | None = None
-    for _ in range(MAX_REDRAWS + 1):
+    relu = model.activation == "relu"
+    attempts = misses = 0
+    while True:
         point = _draw(model, rng)
-        values = _unsaturate(model, point)
+        values: dict[Ref, np.ndarray] | None = _unsaturate(model, point)
+        if relu:
+            values = _arrange_relu(model, rng, point, index, _RELU_MARGINS[level])
+            if values is None:
+                misses += 1
+                if misses >= RELU_REDRAWS:
+                    level, misses = level + 1, 0
+                    if level == len(_RELU_MARGINS):
+                        raise ConfigError(
+                            f"no relu sample point keeps every |a_t[j]| ≥ {_RELU_MARGINS[-1]} for {model.describe()}",
+                            hint="use fewer steps or hidden units, or another activation",
+                        )
+                continue
+        assert values is not None
         _draw_targets(model, rng, point, values, onehot)
         failures = _failures(model, point)
         if failures == 0:
-            return point
+            return point, level
         if best is None or failures < best[0]:
             best = (failures, point)
-    assert best is not None
-    return best[1]
+        attempts += 1
+        if attempts > MAX_REDRAWS:
+            return best[1], level
 
 
 def _draw(model: RNN, rng: np.random.Generator) -> dict[Ref, np.ndarray]:
     """Parameters, x_t and h_0 by stratified magnitudes (targets are drawn later)."""
     D, H, O = model.sizes
     T = model.steps
+    gain = SIGMOID_GAIN if model.activation == "sigmoid" else 1.0
     point: dict[Ref, np.ndarray] = {
         Ref("W_xh"): _stratified(rng, (D, H), 0.2, 0.9, D**-0.5),
-        Ref("W_hh"): _stratified(rng, (H, H), 0.2, 0.9, H**-0.5),
+        Ref("W_hh"): _stratified(rng, (H, H), 0.2, 0.9, H**-0.5 * gain),
         Ref("W_hy"): _stratified(rng, (H, O), 0.3, 1.35, H**-0.5),
     }
     if model.biases:
@@ -241,6 +338,48 @@ def _unsaturate(model: RNN, point: dict[Ref, np.ndarray]) -> dict[Ref, np.ndarra
             point[ref] = point[ref] * _SHRINK
 
 
+def _arrange_relu(
+    model: RNN, rng: np.random.Generator, point: dict[Ref, np.ndarray], index: int, margin: float
+) -> dict[Ref, np.ndarray] | None:
+    """Reassign the x stack step by step so that margin ≤ |a_t[j]| ≤ A_MAX everywhere; None if stuck.
+
+    At step t, :data:`RELU_CANDIDATES` inputs x_t are drawn from the x stack's
+    unused magnitudes (any order, any signs) and a random one meeting the bounds
+    is kept, so the stack stays stratified. With H ≥ 2 every step has an
+    active unit (a > 0: no step cuts every path) and the point has an inactive
+    one (a < 0; at the last step a candidate must supply it if still missing).
+    With H = 1, even points are active at every step and odd points have an
+    inactive step. Returns the forward values.
+    """
+    T, (D, H, _) = model.steps, model.sizes
+    xs = np.concatenate([point[Ref("x", t)] for t in model.steps_range()], axis=0)
+    pool = np.abs(xs).ravel()
+    unused = np.ones(pool.size, dtype=bool)
+    W_xh, W_hh = point[Ref("W_xh")], point[Ref("W_hh")]
+    b_h = point[Ref("b_h")] if model.biases else 0.0
+    h = point[Ref("h", 0)]
+    inactive = False
+    for t in model.steps_range():
+        free = np.flatnonzero(unused)
+        keys = rng.random((RELU_CANDIDATES, free.size))
+        picks = free[np.argsort(keys, axis=1)[:, :D]]
+        cands = pool[picks] * rng.choice(np.array([-1.0, 1.0]), size=picks.shape)
+        a = cands @ W_xh + (h @ W_hh + b_h)
+        ok = (np.abs(a).min(axis=1) >= margin) & (np.abs(a).max(axis=1) <= A_MAX)
+        if H >= 2 or index % 2 == 0:
+            ok &= (a > 0).any(axis=1)
+        if t == T and not inactive and (H >= 2 or index % 2 == 1):
+            ok &= (a < 0).any(axis=1)
+        if not ok.any():
+            return None
+        k = rng.choice(np.flatnonzero(ok))
+        unused[picks[k]] = False
+        point[Ref("x", t)] = cands[k][None, :]
+        inactive = inactive or bool((a[k] < 0).any())
+        h = np.maximum(a[k][None, :], 0.0)
+    return _forward_one(model, point)
+
+
 def _forward_one(model: RNN, point: Mapping[Ref, np.ndarray]) -> dict[Ref, np.ndarray]:
     """numpy_forward on a single point (targets may be absent: they do not affect a, h, z, yhat)."""
     O = model.output_size
@@ -257,20 +396,31 @@ def _draw_targets(
     values: Mapping[Ref, np.ndarray],
     onehot: bool,
 ) -> None:
-    """Draw y_t on the simplex, redrawing a step's target while it is within TARGET_GAP of yhat_t."""
+    """Draw every y_t, redrawing a step's target while it is within the target gap of yhat_t.
+
+    Cross-entropy: one-hot or soft targets on the simplex. Squared error:
+    standard normal entries whose sum is at least TARGET_OFF_SIMPLEX away
+    from 1 (``onehot`` is ignored).
+    """
     O = model.output_size
     floor = min(0.05, 0.5 / O)
     gap = _target_gap(O)
+    squared = model.loss == "squared_error"
     for t in model.steps_range():
         yhat = values[Ref("yhat", t)][0]
         y = None
         for _ in range(MAX_REDRAWS + 1):
-            if onehot:
-                y = np.zeros(O)
-                y[rng.integers(O)] = 1.0
+            if squared:
+                y = rng.standard_normal(O)
+                if abs(y.sum() - 1.0) < TARGET_OFF_SIMPLEX:
+                    continue
             else:
-                y = floor + (1.0 - O * floor) * rng.dirichlet(np.ones(O))
-            y[-1] = 1.0 - y[:-1].sum()
+                if onehot:
+                    y = np.zeros(O)
+                    y[rng.integers(O)] = 1.0
+                else:
+                    y = floor + (1.0 - O * floor) * rng.dirichlet(np.ones(O))
+                y[-1] = 1.0 - y[:-1].sum()
             if np.abs(yhat - y).max() >= gap:
                 break
         assert y is not None
@@ -286,7 +436,10 @@ def _failures(model: RNN, point: Mapping[Ref, np.ndarray]) -> int:
         failures += 1
     values = _forward_one(model, point)
     for t in model.steps_range():
-        if np.abs(values[Ref("yhat", t)] - point[Ref("y", t)]).max() < _target_gap(model.output_size):
+        y = point[Ref("y", t)]
+        if np.abs(values[Ref("yhat", t)] - y).max() < _target_gap(model.output_size):
+            failures += 1
+        if model.loss == "squared_error" and abs(y.sum() - 1.0) < TARGET_OFF_SIMPLEX:
             failures += 1
     grads = _parameter_gradients(model, values)
     for ref, g in grads.items():
@@ -303,9 +456,9 @@ def _failures(model: RNN, point: Mapping[Ref, np.ndarray]) -> int:
 def _parameter_gradients(model: RNN, values: Mapping[Ref, np.ndarray]) -> dict[Ref, np.ndarray]:
     """dL/dW for W_xh, W_hh, W_hy at one point (numpy BPTT, row convention), for the asymmetry check.
 
-    δz_t = (yhat_t − y_t)·[t is a loss step];  δh_t = δz_t W_hyᵀ + δa_{t+1} W_hhᵀ;
-    δa_t = δh_t ⊙ (1 − h_t²);  dL/dW_hy = Σ h_tᵀ δz_t,  dL/dW_xh = Σ x_tᵀ δa_t,
-    dL/dW_hh = Σ h_{t−1}ᵀ δa_t.
+    δz_t = (yhat_t − y_t)·[t is a loss step] (both losses);  δh_t = δz_t W_hyᵀ + δa_{t+1} W_hhᵀ;
+    δa_t = δh_t ⊙ act'(a_t) (1 − h_t², h_t (1 − h_t) or [a_t > 0]);  dL/dW_hy = Σ h_tᵀ δz_t,
+    dL/dW_xh = Σ x_tᵀ δa_t,  dL/dW_hh = Σ h_{t−1}ᵀ δa_t.
     """
     H = model.hidden_size
     W_hh, W_hy = values[Ref("W_hh")], values[Ref("W_hy")]
@@ -316,12 +469,21 @@ def _parameter_gradients(model: RNN, values: Mapping[Ref, np.ndarray]) -> dict[R
         dz = values[Ref("yhat", t)] - values[Ref("y", t)] if t in loss_steps else 0.0 * values[Ref("z", t)]
         h = values[Ref("h", t)]
         dh = dz @ W_hy.T + da_next @ W_hh.T
-        da = dh * (1.0 - h**2)
+        da = dh * _derivative(model, values[Ref("a", t)], h)
         grads[Ref("W_hy")] += h.T @ dz
         grads[Ref("W_xh")] += values[Ref("x", t)].T @ da
         grads[Ref("W_hh")] += values[Ref("h", t - 1)].T @ da
         da_next = da
     return grads
+
+
+def _derivative(model: RNN, a: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """act'(a_t) from a_t and h_t = act(a_t)."""
+    if model.activation == "sigmoid":
+        return h * (1.0 - h)
+    if model.activation == "relu":
+        return (a > 0).astype(np.float64)
+    return 1.0 - h**2
 
 
 def _target_gap(classes: int) -> float:

@@ -19,11 +19,24 @@ points and entries at once) is::
 
     rel(a, b) = max|a - b| / max(1e-12, max|b|)
 
-A row is ok when ``rel(jax, sympy) ≤ 1e-10`` (:data:`SYMPY_JAX_RTOL`) and
-``rel(fd, jax) ≤ 1e-6`` (:data:`FD_RTOL`).
+and finite differences are measured against the scale they can resolve::
 
-(The ``y_t`` gradient is compared too: sympy writes ``∂L_t/∂y_t[k] = -log
-yhat_t[k]`` through ``sum_k y_t[k] = 1``, which the sampled targets satisfy.)
+    rel_fd(fd, jax) = max|fd - jax| / max(max|jax|, 1e-3 · max(1, max|L|))
+
+(central differences have an absolute rounding error of about ε·|L|/step ≈
+4e-11·|L| whatever the gradient's size, so a gradient that has nearly
+vanished through many steps is judged against the loss, :data:`FD_FLOOR`).
+A row is ok when ``rel(jax, sympy) ≤ 1e-10`` (:data:`SYMPY_JAX_RTOL`) and
+``rel_fd(fd, jax) ≤ 1e-6`` (:data:`FD_RTOL`).
+
+(The ``y_t`` gradient is compared too: with cross-entropy sympy writes
+``∂L_t/∂y_t[k] = -log yhat_t[k]`` through ``sum_k y_t[k] = 1``, which the
+sampled targets satisfy; with squared error it is ``y_t - yhat_t``.)
+
+The default grid (:func:`default_configs`) covers every combination of the
+model options (convention × biases × activation × loss, 24 of them) twice,
+across T = 1..6, four size triples (O = 1 with squared error), both
+``loss_at`` and both ``h0``.
 """
 
 from __future__ import annotations
@@ -36,16 +49,48 @@ from typing import Any, Iterable
 import numpy as np
 
 from .model import L_TOTAL, RNN, Reading, Ref
-from .sampling import sample_points
+from .sampling import numpy_forward, sample_points
 
-__all__ = ["run_selfcheck", "default_configs", "SelfcheckReport", "SelfcheckRow", "relative_difference"]
+__all__ = [
+    "run_selfcheck",
+    "default_configs",
+    "SelfcheckReport",
+    "SelfcheckRow",
+    "relative_difference",
+    "fd_difference",
+]
 
 SYMPY_JAX_RTOL = 1e-10
 """Tolerance of rel(jax, sympy): the two exact-derivative truths agree to rounding."""
 FD_RTOL = 1e-6
-"""Tolerance of rel(fd, jax): central differences with step ε^(1/3) are accurate to about 1e-10."""
+"""Tolerance of rel_fd(fd, jax): central differences with step ε^(1/3) are accurate to about 1e-10."""
+FD_FLOOR = 1e-3
+"""rel_fd divides by at least FD_FLOOR · max(1, max|L|): finite differences resolve gradients only down to
+about |L|·1e-10."""
 
-_SIZES: tuple[tuple[int, int, int], ...] = ((2, 2, 2), (1, 3, 2), (3, 2, 4), (2, 4, 3))
+_GROUPS: tuple[tuple[int, tuple[int, int, int], bool, str, str], ...] = (
+    (1, (2, 2, 2), False, "tanh", "cross_entropy"),
+    (1, (1, 3, 2), False, "sigmoid", "cross_entropy"),
+    (2, (3, 2, 4), False, "relu", "cross_entropy"),
+    (2, (2, 4, 1), True, "tanh", "squared_error"),
+    (3, (2, 2, 2), True, "sigmoid", "squared_error"),
+    (3, (1, 3, 2), True, "relu", "squared_error"),
+    (4, (3, 2, 4), True, "tanh", "cross_entropy"),
+    (4, (2, 4, 3), True, "sigmoid", "cross_entropy"),
+    (5, (2, 2, 2), True, "relu", "cross_entropy"),
+    (5, (1, 3, 2), False, "tanh", "squared_error"),
+    (6, (3, 2, 4), False, "sigmoid", "squared_error"),
+    (6, (2, 4, 1), False, "relu", "squared_error"),
+)
+"""(T, (D, H, O), biases, activation, loss) of the default grid's twelve groups: each of the twelve
+(biases, activation, loss) combinations once, spread over T = 1..6 and four size triples."""
+_VARIANTS: tuple[tuple[str, str, str], ...] = (
+    ("all", "input", "row"),
+    ("all", "zeros", "column"),
+    ("last", "input", "column"),
+    ("last", "zeros", "row"),
+)
+"""(loss_at, h0, convention) of the four models of each group: both conventions in every group."""
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,31 +106,45 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     return diff / max(1e-12, float(np.max(np.abs(b))))
 
 
-def default_configs() -> tuple[RNN, ...]:
-    """The default grid: T = 1..6; two sizes per T from (2,2,2), (1,3,2), (3,2,4), (2,4,3) with
-    biases alternating; each with loss at all steps / the last step and h_0 an input / zeros (48 models).
+def fd_difference(fd: np.ndarray, jax_value: np.ndarray, loss: float) -> float:
+    """max|fd - jax| / max(max|jax|, FD_FLOOR · max(1, loss)), ``loss`` = max|L| over the points."""
+    fd, jax_value = np.asarray(fd, dtype=np.float64), np.asarray(jax_value, dtype=np.float64)
+    if fd.shape != jax_value.shape:
+        raise ValueError(f"shapes differ: {fd.shape} vs {jax_value.shape}")
+    if fd.size == 0:
+        return 0.0
+    diff = float(np.max(np.abs(fd - jax_value)))
+    if not np.isfinite(diff):
+        return float("inf")
+    return diff / max(float(np.max(np.abs(jax_value))), FD_FLOOR * max(1.0, float(loss)))
 
-    Models that differ only in ``loss_at`` and ``h0`` share jax's compiled
-    function, so the grid compiles 12 programs.
+
+def default_configs() -> tuple[RNN, ...]:
+    """The default grid: 12 groups (:data:`_GROUPS`) × 4 variants (:data:`_VARIANTS`) = 48 models.
+
+    Every combination of convention × biases × activation × loss appears
+    twice (with different ``loss_at`` and ``h0``); T runs over 1..6. The four
+    models of a group share jax's compiled function (it depends on the shape,
+    biases, activation and loss, not on ``loss_at``, ``h0`` or the
+    convention), so the grid compiles 12 programs.
     """
     out = []
-    for T in range(1, 7):
-        for k in range(2):
-            D, H, O = _SIZES[(2 * T + k) % len(_SIZES)]
-            biases = (T + k) % 2 == 0
-            for loss_at in ("all", "last"):
-                for h0 in ("input", "zeros"):
-                    out.append(
-                        RNN(
-                            steps=T,
-                            input_size=D,
-                            hidden_size=H,
-                            output_size=O,
-                            loss_at=loss_at,  # type: ignore[arg-type]
-                            h0=h0,  # type: ignore[arg-type]
-                            biases=biases,
-                        )
-                    )
+    for T, (D, H, O), biases, activation, loss in _GROUPS:
+        for loss_at, h0, convention in _VARIANTS:
+            out.append(
+                RNN(
+                    steps=T,
+                    input_size=D,
+                    hidden_size=H,
+                    output_size=O,
+                    loss_at=loss_at,  # type: ignore[arg-type]
+                    h0=h0,  # type: ignore[arg-type]
+                    biases=biases,
+                    convention=convention,  # type: ignore[arg-type]
+                    activation=activation,  # type: ignore[arg-type]
+                    loss=loss,  # type: ignore[arg-type]
+                )
+            )
     return tuple(out)
 
 
@@ -93,8 +152,9 @@ def default_configs() -> tuple[RNN, ...]:
 class SelfcheckRow:
     """One gradient of one configuration: ∂L/∂``wrt`` under ``reading``.
 
-    ``jax_fd`` is None for the immediate reading (finite differences give the
-    total derivative only). ``error`` holds the message when a witness raised.
+    ``sympy_jax`` is rel(jax, sympy), ``jax_fd`` is rel_fd(FD, jax), None for the
+    immediate reading (finite differences give the total derivative only).
+    ``error`` holds the message when a witness raised.
     """
 
     model: RNN
@@ -127,6 +187,9 @@ class SelfcheckRow:
                 "loss_at": m.loss_at,
                 "h0": m.h0,
                 "biases": m.biases,
+                "convention": m.convention,
+                "activation": m.activation,
+                "loss": m.loss,
             },
             "gradient": self.gradient,
             "reading": self.reading,
@@ -160,6 +223,12 @@ class SelfcheckReport:
     def failures(self) -> tuple[SelfcheckRow, ...]:
         return tuple(r for r in self.rows if not r.ok)
 
+    def worst(self) -> tuple[SelfcheckRow | None, SelfcheckRow | None]:
+        """The rows with the largest rel(jax, sympy) and the largest rel_fd(FD, jax) (None without rows)."""
+        sympy_jax = max(self.rows, key=lambda r: r.sympy_jax, default=None)
+        with_fd = [r for r in self.rows if r.jax_fd is not None]
+        return sympy_jax, max(with_fd, key=lambda r: r.jax_fd or 0.0, default=None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -169,11 +238,23 @@ class SelfcheckReport:
             "tolerances": {
                 "sympy_jax": SYMPY_JAX_RTOL,
                 "jax_fd": FD_RTOL,
-                "relative_difference": "max|a - b| / max(1e-12, max|b|), b = sympy resp. jax",
+                "relative_difference": "max|a - b| / max(1e-12, max|b|), b = sympy",
+                "fd_difference": "max|fd - jax| / max(max|jax|, 1e-3 · max(1, max|L|))",
             },
             "configs": len(self._by_config()),
+            "worst": self._worst_dict(),
             "rows": [r.to_dict() for r in self.rows],
         }
+
+    def _worst_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, row in zip(("sympy_jax", "jax_fd"), self.worst()):
+            out[name] = None if row is None else {
+                "value": _json_number(getattr(row, name)),
+                "config": row.model.describe(),
+                "gradient": row.gradient,
+            }
+        return out
 
     def table(self) -> Any:
         """A :class:`rich.table.Table`: one line per configuration (worst rows), plus failing rows."""
@@ -183,19 +264,27 @@ class SelfcheckReport:
         table = Table(title="selfcheck: sympy vs jax vs finite differences (gradients of L)")
         for name, justify in (
             ("config", "left"),
+            ("vectors", "left"),
+            ("biases", "center"),
+            ("activation", "left"),
+            ("loss", "left"),
             ("gradients", "right"),
             ("worst sympy–jax", "left"),
             ("worst jax–FD", "left"),
             ("ok", "center"),
         ):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+            table.add_column(name, justify=justify, no_wrap=name == "config")  # type: ignore[arg-type]
         for model, rows in self._by_config().items():
             sj = max(rows, key=lambda r: r.sympy_jax)
             with_fd = [r for r in rows if r.jax_fd is not None]
             fd = max(with_fd, key=lambda r: r.jax_fd or 0.0) if with_fd else None
             ok = all(r.ok for r in rows)
             table.add_row(
-                model.describe(),
+                _shape_text(model),
+                model.convention,
+                "yes" if model.biases else "no",
+                model.activation,
+                _LOSS_NAMES[model.loss],
                 str(len(rows)),
                 escape(f"{sj.sympy_jax:.1e} ({sj.gradient})"),
                 escape(f"{fd.jax_fd:.1e} ({fd.gradient})") if fd is not None and fd.jax_fd is not None else "—",
@@ -209,7 +298,7 @@ class SelfcheckReport:
         from rich.table import Table
 
         buffer = io.StringIO()
-        console = Console(file=buffer, width=140, color_system=None, force_terminal=False, highlight=False)
+        console = Console(file=buffer, width=150, color_system=None, force_terminal=False, highlight=False)
         console.print(self.table())
         failures = self.failures
         if failures:
@@ -227,11 +316,17 @@ class SelfcheckReport:
             console.print(detail)
         n_configs = len(self._by_config())
         verdict = "ok" if self.ok else f"FAILED ({len(failures)} of {len(self.rows)} rows)"
+        worst = []
+        for label, row, value in zip(("sympy–jax", "jax–FD"), self.worst(), ("sympy_jax", "jax_fd")):
+            if row is not None:
+                worst.append(f"worst {label} {getattr(row, value):.1e} ({row.gradient}, {row.model.describe()})")
         summary = (
             f"{verdict}: {len(self.rows)} gradients in {n_configs} configuration{'' if n_configs == 1 else 's'}, "
             f"{self.points} points each, seed {self.seed}, {self.seconds:.1f} s.\n"
-            f"rel(a, b) = max|a - b| / max(1e-12, max|b|); "
-            f"ok when rel(jax, sympy) ≤ {SYMPY_JAX_RTOL:g} and rel(FD, jax) ≤ {FD_RTOL:g}."
+            + "".join(f"{line}\n" for line in worst)
+            + f"rel(a, b) = max|a - b| / max(1e-12, max|b|); rel_fd(FD, jax) = max|FD - jax| / "
+            f"max(max|jax|, {FD_FLOOR:g}·max(1, max|L|));\n"
+            f"ok when rel(jax, sympy) ≤ {SYMPY_JAX_RTOL:g} and rel_fd(FD, jax) ≤ {FD_RTOL:g}."
         )
         return buffer.getvalue() + summary
 
@@ -245,7 +340,7 @@ class SelfcheckReport:
 def run_selfcheck(configs: Iterable[RNN] | None = None, *, points: int = 4, seed: int = 0) -> SelfcheckReport:
     """Compare sympy, jax and finite differences on every gradient of L, for every configuration.
 
-    ``configs`` defaults to :func:`default_configs` (48 models, T = 1..6).
+    ``configs`` defaults to :func:`default_configs` (48 models, T = 1..6, every option combination).
     Configuration ``i`` is sampled with seed ``seed + i``. A witness that
     raises gives a failing row carrying the error instead of stopping the run.
     """
@@ -255,6 +350,15 @@ def run_selfcheck(configs: Iterable[RNN] | None = None, *, points: int = 4, seed
     for i, model in enumerate(models):
         rows.extend(_check_model(model, points, seed + i))
     return SelfcheckReport(rows=tuple(rows), points=points, seed=seed, seconds=time.perf_counter() - start)
+
+
+_LOSS_NAMES = {"cross_entropy": "softmax + CE", "squared_error": "linear + SE"}
+
+
+def _shape_text(model: RNN) -> str:
+    """T, sizes, loss steps and h_0 of a model (its options have their own columns)."""
+    D, H, O = model.sizes
+    return f"T={model.steps}, D={D}, H={H}, O={O}, loss {model.loss_at}" + (", h_0 = 0" if model.h0 == "zeros" else "")
 
 
 def _json_number(x: float | None) -> float | None:
@@ -274,6 +378,7 @@ def _check_model(model: RNN, points: int, seed: int) -> list[SelfcheckRow]:
         from .symbolic import SymbolicRNN
 
         leaves = sample_points(model, points, seed)
+        loss = float(np.abs(numpy_forward(model, leaves)[L_TOTAL]).max())
         sym = SymbolicRNN(model)
         values = sym.forward_values(leaves)
         num = NumericRNN(model)
@@ -290,7 +395,7 @@ def _check_model(model: RNN, points: int, seed: int) -> list[SelfcheckRow]:
             fd = finite_differences(model, L_TOTAL, ref, leaves)
             rows.append(
                 SelfcheckRow(
-                    model, str(ref), "total", relative_difference(jax_value, truth), relative_difference(fd, jax_value)
+                    model, str(ref), "total", relative_difference(jax_value, truth), fd_difference(fd, jax_value, loss)
                 )
             )
             imm_truth = np.asarray(sym.partial(L_TOTAL, ref, "immediate").evaluate(values), dtype=np.float64)

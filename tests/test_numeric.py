@@ -1,4 +1,4 @@
-"""The jax truth: against finite differences, against a hand-written BPTT, and the two readings."""
+"""The jax truth: against finite differences, against hand-written BPTTs, the two readings, and the model options."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from bptt_check import RNN, ConfigError, Ref
 from bptt_check.model import L_TOTAL, squeeze_shape
 from bptt_check.numeric import DEFAULT_FD_STEP, NumericRNN, finite_differences
 from bptt_check.sampling import numpy_forward, sample_points
+from bptt_check.selfcheck import default_configs
 
 FD_RTOL = 1e-6
 LONGER = RNN(steps=4, hidden_size=3, biases=True)
@@ -27,9 +28,10 @@ def rel(a: np.ndarray, b: np.ndarray) -> float:
 def bptt(model: RNN, v: dict) -> dict[Ref, np.ndarray]:
     """dL/d(every parameter, x_t, y_t, h_t, a_t, z_t) by the textbook recursion, from forward values v.
 
-    δz_t = yhat_t − y_t (loss steps), δh_t = δz_t W_hyᵀ + δa_{t+1} W_hhᵀ,
-    δa_t = δh_t ⊙ (1 − h_t²); dW_hy = Σ h_tᵀ δz_t, dW_xh = Σ x_tᵀ δa_t,
-    dW_hh = Σ h_{t−1}ᵀ δa_t, dx_t = δa_t W_xhᵀ, dh_0 = δa_1 W_hhᵀ, dy_t = −log yhat_t.
+    δz_t = yhat_t − y_t (loss steps, either loss), δh_t = δz_t W_hyᵀ + δa_{t+1} W_hhᵀ,
+    δa_t = δh_t ⊙ act'(a_t) (1 − h_t², h_t(1 − h_t) or [a_t > 0]);
+    dW_hy = Σ h_tᵀ δz_t, dW_xh = Σ x_tᵀ δa_t, dW_hh = Σ h_{t−1}ᵀ δa_t, dx_t = δa_t W_xhᵀ, dh_0 = δa_1 W_hhᵀ,
+    dy_t = −log yhat_t (cross-entropy) or y_t − yhat_t (squared error).
     """
     T = lambda m: np.swapaxes(m, 1, 2)  # noqa: E731 - batched transpose
     W_xh, W_hh, W_hy = v[Ref("W_xh")], v[Ref("W_hh")], v[Ref("W_hy")]
@@ -42,9 +44,13 @@ def bptt(model: RNN, v: dict) -> dict[Ref, np.ndarray]:
         on = 1.0 if t in model.loss_steps else 0.0
         dz = on * (v[Ref("yhat", t)] - v[Ref("y", t)])
         dh = dz @ T(W_hy) + da_next @ T(W_hh)
-        da = dh * (1 - v[Ref("h", t)] ** 2)
+        h, a = v[Ref("h", t)], v[Ref("a", t)]
+        da = dh * {"tanh": 1 - h**2, "sigmoid": h * (1 - h), "relu": (a > 0) * 1.0}[model.activation]
         g[Ref("z", t)], g[Ref("h", t)], g[Ref("a", t)] = dz, dh, da
-        g[Ref("y", t)] = -on * np.log(v[Ref("yhat", t)])
+        if model.loss == "cross_entropy":
+            g[Ref("y", t)] = -on * np.log(v[Ref("yhat", t)])
+        else:
+            g[Ref("y", t)] = -dz
         g[Ref("W_hy")] += T(v[Ref("h", t)]) @ dz
         g[Ref("W_xh")] += T(v[Ref("x", t)]) @ da
         g[Ref("W_hh")] += T(v[Ref("h", t - 1)]) @ da
@@ -57,7 +63,20 @@ def bptt(model: RNN, v: dict) -> dict[Ref, np.ndarray]:
     return g
 
 
-@pytest.mark.parametrize("model", [RNN(), RNN(loss_at="last"), LONGER.replace(h0="zeros"), LONGER.replace(loss_at="last")])
+@pytest.mark.parametrize(
+    "model",
+    [
+        RNN(),
+        RNN(loss_at="last"),
+        LONGER.replace(h0="zeros"),
+        LONGER.replace(loss_at="last"),
+        RNN(activation="sigmoid"),
+        RNN(activation="relu", loss="squared_error", loss_at="last"),
+        LONGER.replace(activation="relu"),
+        LONGER.replace(loss="squared_error", h0="zeros"),
+    ],
+    ids=lambda m: m.describe(),
+)
 def test_jax_matches_hand_written_bptt(model):
     points = sample_points(model, 5, seed=11)
     num = NumericRNN(model)
@@ -78,32 +97,37 @@ def test_forward_matches_numpy():
         assert rel(got[ref], want[ref]) <= 1e-14, ref
 
 
-# jax compiles once per shape (T, sizes, biases), about a second each, so the
-# random models draw their shape from a fixed list of edge cases (T = 1, D = 1,
-# H = 1, H > O, O > H, ...) and everything else (loss_at, h0, the points) freely.
+# jax compiles once per shape (T, sizes, biases), activation and loss, about a second each,
+# so the random models draw these from a fixed list of edge cases (T = 1, D = 1, H = 1, H > O,
+# O > H, O = 1, every activation and loss, ...) and everything else (loss_at, h0, the
+# convention, the points) freely.
 SHAPES = [
-    (1, (2, 2, 2), False),
-    (1, (1, 1, 3), True),
-    (2, (3, 1, 2), False),
-    (3, (1, 3, 2), True),
-    (3, (2, 2, 3), False),
-    (4, (2, 3, 2), True),
-    (5, (3, 2, 4), False),
-    (6, (1, 2, 2), True),
+    (1, (2, 2, 2), False, "tanh", "cross_entropy"),
+    (1, (1, 1, 3), True, "relu", "squared_error"),
+    (2, (3, 1, 2), False, "sigmoid", "cross_entropy"),
+    (3, (1, 3, 1), True, "tanh", "squared_error"),
+    (3, (2, 2, 3), False, "relu", "cross_entropy"),
+    (4, (2, 3, 2), True, "sigmoid", "squared_error"),
+    (5, (3, 2, 4), False, "tanh", "cross_entropy"),
+    (6, (1, 2, 2), True, "sigmoid", "cross_entropy"),
 ]
 models = st.builds(
-    lambda shape, loss_at, h0: RNN(
+    lambda shape, loss_at, h0, convention: RNN(
         steps=shape[0],
         input_size=shape[1][0],
         hidden_size=shape[1][1],
         output_size=shape[1][2],
         biases=shape[2],
+        activation=shape[3],
+        loss=shape[4],
         loss_at=loss_at,
         h0=h0,
+        convention=convention,
     ),
     st.sampled_from(SHAPES),
     st.sampled_from(["all", "last"]),
     st.sampled_from(["input", "zeros"]),
+    st.sampled_from(["row", "column"]),
 )
 
 
@@ -255,3 +279,187 @@ def test_default_step_is_cube_root_of_eps():
     # the default step is far more accurate than a naive one
     assert rel(finite_differences(model, L_TOTAL, Ref("W_hh"), points), exact) < 1e-8
     assert rel(finite_differences(model, L_TOTAL, Ref("W_hh"), points, step=1e-3), exact) > 1e-8
+
+
+# -- the model options -------------------------------------------------------------
+
+
+def column_sigmoid_squared_error(model: RNN, p: dict) -> tuple[dict, dict]:
+    """Forward values and dL/d(leaves, a_t, h_t, z_t) of a column/sigmoid/squared-error model with biases, by hand.
+
+    a_t = W_xh x_t + W_hh h_{t-1} + b_h, h_t = σ(a_t), z_t = W_hy h_t + b_y, L_t = 1/2 ||z_t - y_t||²;
+    δz_t = z_t - y_t, δh_t = W_hyᵀ δz_t + W_hhᵀ δa_{t+1}, δa_t = δh_t ⊙ h_t (1 - h_t);
+    dW_hy = Σ δz_t h_tᵀ, dW_xh = Σ δa_t x_tᵀ, dW_hh = Σ δa_t h_{t-1}ᵀ, db_h = Σ δa_t, db_y = Σ δz_t,
+    dx_t = W_xhᵀ δa_t, dy_t = -δz_t, dh_0 = W_hhᵀ δa_1. One point at a time, plain loops.
+    """
+    P, T = p[Ref("W_hh")].shape[0], model.steps
+    fwd: dict = {}
+    grads: dict = {}
+    for i in range(P):
+        W_xh, W_hh, W_hy = (p[Ref(n)][i] for n in ("W_xh", "W_hh", "W_hy"))
+        b_h, b_y = p[Ref("b_h")][i], p[Ref("b_y")][i]
+        h = {0: p[Ref("h", 0)][i]}
+        a, z = {}, {}
+        for t in range(1, T + 1):
+            a[t] = W_xh @ p[Ref("x", t)][i] + W_hh @ h[t - 1] + b_h
+            h[t] = 1 / (1 + np.exp(-a[t]))
+            z[t] = W_hy @ h[t] + b_y
+        losses = {t: 0.5 * float(np.sum((z[t] - p[Ref("y", t)][i]) ** 2)) for t in range(1, T + 1)}
+        g = {Ref(n): np.zeros_like(p[Ref(n)][i]) for n in ("W_xh", "W_hh", "W_hy", "b_h", "b_y")}
+        da_next = np.zeros_like(b_h)
+        for t in range(T, 0, -1):
+            dz = (z[t] - p[Ref("y", t)][i]) * (t in model.loss_steps)
+            dh = W_hy.T @ dz + W_hh.T @ da_next
+            da = dh * h[t] * (1 - h[t])
+            g[Ref("W_hy")] += dz @ h[t].T
+            g[Ref("W_xh")] += da @ p[Ref("x", t)][i].T
+            g[Ref("W_hh")] += da @ h[t - 1].T
+            g[Ref("b_h")] += da
+            g[Ref("b_y")] += dz
+            g[Ref("x", t)], g[Ref("y", t)] = W_xh.T @ da, -dz
+            g[Ref("a", t)], g[Ref("h", t)], g[Ref("z", t)] = da, dh, dz
+            da_next = da
+        g[Ref("h", 0)] = W_hh.T @ da_next
+        values = {Ref(k, t): d[t] for k, d in (("a", a), ("h", h), ("z", z), ("yhat", z)) for t in d}
+        values.update({Ref("L", t): np.array([[losses[t]]]) for t in losses})
+        values[L_TOTAL] = np.array([[sum(losses[t] for t in model.loss_steps)]])
+        for store, items in ((fwd, values), (grads, g)):
+            for ref, val in items.items():
+                store.setdefault(ref, []).append(val)
+    return {r: np.stack(v) for r, v in fwd.items()}, {r: np.stack(v) for r, v in grads.items()}
+
+
+@pytest.mark.parametrize("loss_at", ["all", "last"])
+def test_jax_matches_a_hand_written_column_sigmoid_squared_error_rnn(loss_at):
+    model = RNN(steps=4, input_size=2, hidden_size=3, output_size=2, biases=True, convention="column",
+                activation="sigmoid", loss="squared_error", loss_at=loss_at)
+    points = sample_points(model, 4, seed=9)
+    num = NumericRNN(model)
+    want_values, want_grads = column_sigmoid_squared_error(model, points)
+    values, grads = num.forward(points), num.gradients(points)
+    assert values[Ref("a", 1)].shape == (4, 3, 1) and grads[Ref("W_xh")].shape == (4, 3, 2)
+    for ref, want in want_values.items():
+        assert values[ref].shape == want.shape and rel(values[ref], want) <= 1e-14, ref
+    for ref, want in want_grads.items():
+        assert grads[ref].shape == want.shape and rel(grads[ref], want) <= 1e-12, ref
+
+
+def _transposed_partial(model: RNN, num: Ref, den: Ref, jac: np.ndarray) -> np.ndarray:
+    """A row model's ∂num/∂den in the column model's layout: only a weight-matrix denominator's axes swap."""
+    return np.swapaxes(jac, -1, -2) if den.family in ("W_xh", "W_hh", "W_hy") else jac
+
+
+@pytest.mark.parametrize(
+    "row",
+    [RNN(), RNN(activation="sigmoid"), RNN(activation="relu", loss="squared_error", loss_at="last"), LONGER],
+    ids=lambda m: m.describe(),
+)
+def test_column_model_is_the_transposed_row_model(row):
+    col = row.replace(convention="column")
+    points = sample_points(row, 3, seed=3)
+    cpoints = sample_points(col, 3, seed=3)
+    assert all(np.array_equal(cpoints[r], np.swapaxes(points[r], 1, 2)) for r in points)
+    nr, nc = NumericRNN(row), NumericRNN(col)
+    fr, fc = nr.forward(points), nc.forward(cpoints)
+    gr, gc = nr.gradients(points), nc.gradients(cpoints)
+    for ref in row.refs():
+        assert fc[ref].shape == gc[ref].shape == (3, *col.shape(ref)), ref
+        assert np.array_equal(fc[ref], np.swapaxes(fr[ref], 1, 2)), ref
+        assert np.array_equal(gc[ref], np.swapaxes(gr[ref], 1, 2)), ref
+    for num in (Ref("h", 2), Ref("yhat", 1), Ref("L", 2)):
+        for den in row.refs():
+            jac = nc.partial(num, den, cpoints)
+            assert jac.shape == (3, *squeeze_shape(col.shape(num)), *squeeze_shape(col.shape(den)))
+            assert np.array_equal(jac, _transposed_partial(row, num, den, nr.partial(num, den, points))), (num, den)
+            imm = nc.partial(num, den, cpoints, "immediate")
+            assert np.array_equal(imm, _transposed_partial(row, num, den, nr.partial(num, den, points, "immediate")))
+
+
+def test_column_layouts():
+    model = LONGER.replace(convention="column")  # D = 2, H = 3, O = 2
+    points = sample_points(model, 2, seed=0)
+    num = NumericRNN(model)
+    assert num.partial(Ref("yhat", 1), Ref("W_hy"), points).shape == (2, 2, 2, 3)
+    assert num.partial(L_TOTAL, Ref("W_xh"), points).shape == (2, 3, 2)
+    w = num.partial(Ref("W_hy"), Ref("W_hy"), points)
+    assert w.shape == (2, 2, 3, 2, 3) and w[0, 1, 2, 1, 2] == 1 and w.sum() == 2 * 6
+    # [i, j] = ∂h_2[i]/∂h_1[j] = (1 - h_2[i]²) W_hh[i, j] with column vectors
+    v = num.forward(points)
+    want = (1 - v[Ref("h", 2)][:, :, 0, None] ** 2) * points[Ref("W_hh")]
+    assert rel(num.partial(Ref("h", 2), Ref("h", 1), points), want) <= 1e-14
+    # ∂z_1[i]/∂W_hy[j, k] = δ_ij h_1[k]
+    want = np.einsum("ij,pk->pijk", np.eye(2), v[Ref("h", 1)][:, :, 0])
+    assert np.array_equal(num.partial(Ref("z", 1), Ref("W_hy"), points), want)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_activation_derivatives(activation):
+    model = RNN(activation=activation, loss="squared_error")
+    points = sample_points(model, 4, seed=1)
+    num = NumericRNN(model)
+    v = num.forward(points)
+    for t in model.steps_range():
+        a, h = v[Ref("a", t)][:, 0], v[Ref("h", t)][:, 0]
+        want = {"tanh": 1 - h**2, "sigmoid": h * (1 - h), "relu": (a > 0) * 1.0}[activation]
+        jac = num.partial(Ref("h", t), Ref("a", t), points)
+        assert rel(jac, np.einsum("pi,ij->pij", want, np.eye(2))) <= 1e-15
+        act = {"tanh": np.tanh(a), "sigmoid": 1 / (1 + np.exp(-a)), "relu": np.maximum(a, 0)}[activation]
+        assert rel(h, act) <= 1e-15
+    if activation == "relu":  # the kink is avoided, and both regimes occur
+        a = np.concatenate([v[Ref("a", t)] for t in model.steps_range()])
+        assert np.abs(a).min() >= 0.1 and (a > 0).any() and (a < 0).any()
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+def test_output_and_loss_derivatives(loss):
+    model = RNN(activation="sigmoid", loss=loss)
+    points = sample_points(model, 3, seed=2)
+    num = NumericRNN(model)
+    v = num.forward(points)
+    for t in model.steps_range():
+        yhat, y, z = v[Ref("yhat", t)][:, 0], v[Ref("y", t)][:, 0], v[Ref("z", t)][:, 0]
+        # dL_t/dz_t = yhat_t - y_t with either loss
+        assert rel(num.partial(Ref("L", t), Ref("z", t), points), yhat - y) <= 1e-13
+        if loss == "squared_error":
+            assert np.array_equal(yhat, z)
+            eye = np.broadcast_to(np.eye(2), (3, 2, 2))
+            assert np.array_equal(num.partial(Ref("yhat", t), Ref("z", t), points), eye)
+            assert rel(num.partial(Ref("L", t), Ref("yhat", t), points), yhat - y) <= 1e-15
+            assert rel(v[Ref("L", t)][:, 0, 0], 0.5 * ((yhat - y) ** 2).sum(axis=1)) <= 1e-15
+        else:
+            assert rel(num.partial(Ref("L", t), Ref("yhat", t), points), -y / yhat) <= 1e-15
+
+
+def test_the_compiled_program_is_keyed_by_activation_and_loss():
+    """Models of one shape that differ in activation or loss each get their own program (never another's)."""
+    base = RNN(steps=3, input_size=1, hidden_size=2, output_size=3)
+    for activation in ("tanh", "relu", "sigmoid"):
+        for loss in ("cross_entropy", "squared_error"):
+            model = base.replace(activation=activation, loss=loss)
+            points = sample_points(model, 2, seed=0)
+            got = NumericRNN(model).forward(points)
+            want = numpy_forward(model, points)
+            assert rel(got[L_TOTAL], want[L_TOTAL]) <= 1e-14, model.describe()
+            assert rel(got[Ref("h", 3)], want[Ref("h", 3)]) <= 1e-14, model.describe()
+
+
+GROUP_MODELS = [default_configs()[4 * g + g % 4] for g in range(12)]
+"""One model of each of the selfcheck grid's twelve groups (each (biases, activation, loss) once, both conventions):
+the compiled programs are the grid's."""
+
+
+@pytest.mark.parametrize("model", GROUP_MODELS, ids=lambda m: m.describe())
+def test_finite_differences_for_every_option(model):
+    points = sample_points(model, 2, seed=7)
+    num = NumericRNN(model)
+    grads = num.gradients(points)
+    for ref in model.leaves() + (Ref("h", 0),) + tuple(r for r in model.nodes() if r.family != "L"):
+        fd = finite_differences(model, L_TOTAL, ref, points)
+        assert fd.shape == (2, *squeeze_shape(model.shape(ref))), ref
+        assert np.abs(grads[ref].reshape(fd.shape) - fd).max() <= FD_RTOL * max(1.0, np.abs(fd).max()), ref
+    T = model.steps
+    for n in (Ref("h", T), Ref("yhat", 1), Ref("a", T)):
+        for d in model.refs():
+            jac = num.partial(n, d, points)
+            fd = finite_differences(model, n, d, points)
+            assert np.abs(jac - fd).max() <= FD_RTOL * max(1.0, np.abs(fd).max()), (n, d)
