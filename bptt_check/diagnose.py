@@ -21,8 +21,8 @@ Scores: ``(#terms right − #terms wrong and present) / #terms``, clipped to [0,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Callable, Iterator
 
 import numpy as np
@@ -30,8 +30,9 @@ import numpy as np
 from . import formulas
 from .evaluate import FloatBackend, evaluate
 from .formulas import Builder, Term
-from .language.ast import Apply, Binary, Expr, Name, Neg, Number, Power, Transpose
-from .model import L_TOTAL, RNN, Ref, Target
+from .language.ast import Apply, Binary, Call, Expr, Name, Neg, Power, Transpose
+from .language.printer import to_plain
+from .model import ACTIVATIONS, L_TOTAL, RNN, Ref, Target
 from .results import Diagnosis
 
 
@@ -80,6 +81,9 @@ def _rebuild(node: Expr, f: Callable[[Expr], Expr | None]) -> Expr:
     if isinstance(node, Power):
         inner = _rebuild(node.base, f)
         return node if inner is node.base else Power(inner, node.exponent, node.matrix, inner.shape)
+    if isinstance(node, Call) and node.func in ("tanh", "sigmoid", "exp", "log", "sech", "step", "relu"):
+        inner = _rebuild(node.args[0], f)
+        return node if inner is node.args[0] else Call(node.func, (inner,), inner.shape)
     return node
 
 
@@ -103,34 +107,10 @@ def _binary_shape(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int,
     raise _ShapeMismatch
 
 
-def _is_act_derivative(node: Expr) -> Ref | None:
-    """``1 - h_k**2`` → h_k."""
-    if (
-        isinstance(node, Binary)
-        and node.op == "-"
-        and isinstance(node.left, Number)
-        and node.left.value == 1
-        and isinstance(node.right, Power)
-        and node.right.exponent == 2
-        and isinstance(node.right.base, Name)
-        and node.right.base.ref.family == "h"
-    ):
-        return node.right.base.ref
-    return None
-
-
-def _is_output_error(node: Expr) -> int | None:
-    """``yhat_s - y_s`` → s."""
-    if (
-        isinstance(node, Binary)
-        and node.op == "-"
-        and isinstance(node.left, Name)
-        and node.left.ref.family == "yhat"
-        and isinstance(node.right, Name)
-        and node.right.ref.family == "y"
-    ):
-        return node.left.ref.step
-    return None
+def _every_step(text: str, k: int) -> str:
+    """A step-k formula written for every step: ``1 - h_2**2`` → ``1 - h_t**2`` (k - 1 → t-1)."""
+    text = re.sub(rf"_{k}(?!\d)", "_t", text)
+    return re.sub(rf"_{k - 1}(?!\d)", "_{t-1}", text) if k > 1 else text
 
 
 @dataclass(frozen=True)
@@ -148,52 +128,115 @@ class _Mutation:
     everywhere: str = ""
 
 
+def _activation_mutations(b: Builder, k: int) -> Iterator[_Mutation]:
+    """Mistakes in the activation derivative f'_k of step k (row model ``b``), named by the model's activation.
+
+    The derivative dropped, the activation h_k itself, ``1 - h_k`` (tanh's square
+    or sigmoid's factor h_k forgotten), another activation's derivative, and the
+    derivative of the step before.
+    """
+    act = b.model.activation
+    site = b.act_derivative(k)
+    text = to_plain(site)
+    hk = b.name(Ref("h", k))
+
+    def at(repl: Expr) -> Callable[[Expr], Expr | None]:
+        return lambda n: repl if n == site else None
+
+    def mutation(code: str, repl: Expr, kind: str, message: str) -> _Mutation:
+        return _Mutation(code, f"{message} (step {k})", at(repl), kind, f"{_every_step(message, k)} (at every step)")
+
+    if act != "relu":
+        yield mutation(
+            "wrong_activation_derivative", b.sub(b.number(1), hk), "act:1-h",
+            f"uses 1 - h_{k} where the {act} derivative {text} belongs",
+        )
+    yield mutation(
+        "wrong_activation_derivative", hk, "act:h", f"uses h_{k} = {act}(a_{k}) where its derivative {text} belongs"
+    )
+    for other in ACTIVATIONS:
+        if other != act:
+            wrong = b.act_derivative(k, other)
+            yield mutation(
+                "wrong_activation_derivative", wrong, f"act:{other}",
+                f"uses the {other}'s derivative {to_plain(wrong)} where {act}'s {text} belongs",
+            )
+    if k > 1:
+        prev = b.act_derivative(k - 1)
+        yield _Mutation(
+            "off_by_one",
+            f"uses the {act} derivative of step {k - 1} ({to_plain(prev)}) where step {k}'s {text} belongs",
+            at(prev),
+            "act:shift",
+            f"uses the {act} derivative of the step before ({_every_step(to_plain(prev), k)} where {_every_step(text, k)} belongs)",
+        )
+    yield _Mutation(
+        "missing_activation_derivative",
+        f"drops the {act} derivative {text} at step {k}",
+        at(b.number(1)),
+        "act:none",
+        f"drops the {act} derivative {_every_step(text, k)} (at every step)",
+    )
+
+
+def _output_mutations(b: Builder, s: int) -> Iterator[_Mutation]:
+    """Mistakes in the output error ``yhat_s - y_s`` = dL_s/dz_s, for the model's loss."""
+    ce = b.model.loss == "cross_entropy"
+    yhat, y = b.name(Ref("yhat", s)), b.name(Ref("y", s))
+    err = b.sub(yhat, y)
+
+    def at(repl: Expr) -> Callable[[Expr], Expr | None]:
+        return lambda n: repl if n == err else None
+
+    why = "softmax with cross-entropy" if ce else "the squared error of a linear output"
+    yield _Mutation(
+        "wrong_output_error",
+        f"uses yhat_{s} where the output error yhat_{s} - y_{s} belongs (step {s})",
+        at(yhat), "out:yhat",
+        f"uses yhat_t where the output error yhat_t - y_t belongs ({why} gives yhat_t - y_t)",
+    )
+    yield _Mutation(
+        "wrong_output_error",
+        f"uses -y_{s} where the output error yhat_{s} - y_{s} belongs (step {s})",
+        at(b.neg(y)), "out:-y",
+        "uses -y_t where the output error yhat_t - y_t belongs"
+        + (" (the softmax part yhat_t is missing)" if ce else " (the prediction yhat_t is missing)"),
+    )
+    if ce:
+        yield _Mutation(
+            "wrong_output_error",
+            f"uses -y_{s} / yhat_{s} (the gradient at yhat_{s}) where the gradient at z_{s}, yhat_{s} - y_{s}, belongs (step {s})",
+            at(b.neg(b.div(y, yhat))), "out:-y/yhat",
+            "uses -y_t / yhat_t (the gradient at yhat_t) where the gradient at z_t, yhat_t - y_t, belongs:"
+            " the softmax's Jacobian is missing",
+        )
+    else:
+        yield _Mutation(
+            "extra_factor",
+            f"uses 2 * (yhat_{s} - y_{s}) where yhat_{s} - y_{s} belongs (step {s}):"
+            " the 1/2 of L_t = 1/2 sum (yhat_t - y_t)**2 cancels the 2 of the square",
+            at(b.mul(b.number(2), err)), "out:2x",
+            "uses 2 * (yhat_t - y_t) where yhat_t - y_t belongs:"
+            " the 1/2 of L_t = 1/2 sum (yhat_t - y_t)**2 cancels the 2 of the square",
+        )
+    yield _Mutation(
+        "sign_flip",
+        f"uses y_{s} - yhat_{s} where yhat_{s} - y_{s} belongs (step {s})",
+        at(b.sub(y, yhat)), "out:flip",
+        "has the opposite sign: y_t - yhat_t where yhat_t - y_t belongs",
+    )
+
+
 def _mutations(model: RNN) -> Iterator[_Mutation]:
-    b = Builder(model)
+    """Every mistake site of ``model``'s gradients, as rewrites of the row-convention terms.
+
+    The messages are in the model's own convention (a column model's outer
+    product is ``d @ v.T``).
+    """
+    b = Builder(model.replace(convention="row"))
     steps = list(model.steps_range())
     for k in steps:
-        hk = b.name(Ref("h", k))
-
-        def act(repl: Callable[[Expr], Expr], k: int = k) -> Callable[[Expr], Expr | None]:
-            return lambda n: repl(n) if _is_act_derivative(n) == Ref("h", k) else None
-
-        yield _Mutation(
-            "wrong_activation_derivative",
-            f"uses 1 - h_{k} where the tanh derivative 1 - h_{k}**2 belongs (step {k})",
-            act(lambda n, hk=hk: b.sub(b.number(1), hk)),
-            "act:1-h",
-            "uses 1 - h_t where the tanh derivative 1 - h_t**2 belongs (at every step)",
-        )
-        yield _Mutation(
-            "wrong_activation_derivative",
-            f"uses h_{k} = tanh(a_{k}) where its derivative 1 - h_{k}**2 belongs (step {k})",
-            act(lambda n, hk=hk: hk),
-            "act:h",
-            "uses h_t = tanh(a_t) where its derivative 1 - h_t**2 belongs (at every step)",
-        )
-        yield _Mutation(
-            "wrong_activation_derivative",
-            f"uses the sigmoid's derivative h_{k} * (1 - h_{k}) where tanh's 1 - h_{k}**2 belongs (step {k})",
-            act(lambda n, hk=hk: b.mul(hk, b.sub(b.number(1), hk))),
-            "act:sigmoid",
-            "uses the sigmoid's derivative h_t * (1 - h_t) where tanh's 1 - h_t**2 belongs (at every step)",
-        )
-        if k > 1:
-            prev_h = b.name(Ref("h", k - 1))
-            yield _Mutation(
-                "off_by_one",
-                f"uses the tanh derivative of step {k - 1} (1 - h_{k - 1}**2) where step {k}'s 1 - h_{k}**2 belongs",
-                act(lambda n, prev_h=prev_h: b.one_minus_square(prev_h)),
-                "act:shift",
-                "uses the tanh derivative of the step before (1 - h_{t-1}**2 where 1 - h_t**2 belongs)",
-            )
-        yield _Mutation(
-            "missing_activation_derivative",
-            f"drops the tanh derivative 1 - h_{k}**2 at step {k}",
-            act(lambda n: b.number(1)),
-            "act:none",
-            "drops the tanh derivative 1 - h_t**2 (at every step)",
-        )
+        yield from _activation_mutations(b, k)
     for label in ("W_hh", "W_hy", "W_xh"):
         ref = Ref(label)
         if model.shape(ref)[0] == model.shape(ref)[1]:
@@ -203,37 +246,7 @@ def _mutations(model: RNN) -> Iterator[_Mutation]:
                 lambda n, ref=ref: b.name(ref) if isinstance(n, Transpose) and n.operand == b.name(ref) else None,
             )
     for s in steps:
-        yhat, y = b.name(Ref("yhat", s)), b.name(Ref("y", s))
-        err = lambda n, s=s: _is_output_error(n) == s  # noqa: E731
-        yield _Mutation(
-            "wrong_output_error",
-            f"uses yhat_{s} where the output error yhat_{s} - y_{s} belongs (step {s})",
-            lambda n, err=err, yhat=yhat: yhat if err(n) else None,
-            "out:yhat",
-            "uses yhat_t where the output error yhat_t - y_t belongs (softmax with cross-entropy gives yhat_t - y_t)",
-        )
-        yield _Mutation(
-            "wrong_output_error",
-            f"uses -y_{s} where the output error yhat_{s} - y_{s} belongs (step {s})",
-            lambda n, err=err, y=y: b.neg(y) if err(n) else None,
-            "out:-y",
-            "uses -y_t where the output error yhat_t - y_t belongs (the softmax part yhat_t is missing)",
-        )
-        yield _Mutation(
-            "wrong_output_error",
-            f"uses -y_{s} / yhat_{s} (the gradient at yhat_{s}) where the gradient at z_{s}, yhat_{s} - y_{s}, belongs (step {s})",
-            lambda n, err=err, y=y, yhat=yhat: b.neg(b.div(y, yhat)) if err(n) else None,
-            "out:-y/yhat",
-            "uses -y_t / yhat_t (the gradient at yhat_t) where the gradient at z_t, yhat_t - y_t, belongs:"
-            " the softmax's Jacobian is missing",
-        )
-        yield _Mutation(
-            "sign_flip",
-            f"uses y_{s} - yhat_{s} where yhat_{s} - y_{s} belongs (step {s})",
-            lambda n, err=err, y=y, yhat=yhat: b.sub(y, yhat) if err(n) else None,
-            "out:flip",
-            "has the opposite sign: y_t - yhat_t where yhat_t - y_t belongs",
-        )
+        yield from _output_mutations(b, s)
     # h_t where h_{t-1} belongs, on the left of an outer product (h_{k-1}.T @ d_k).
     for k in steps:
         prev, cur = b.name(Ref("h", k - 1)), b.name(Ref("h", k))
@@ -299,12 +312,14 @@ def _mutations(model: RNN) -> Iterator[_Mutation]:
                 return Binary("@", Transpose(d, d.shape[::-1]), v, (d.shape[1], v.shape[1]))
             return None
 
+        wrong, right = (f"{ref} @ (…).T", f"(…) @ {ref}.T") if model.column else (f"(…).T @ {ref}", f"{ref}.T @ (…)")
         yield _Mutation(
             "transposed_factor",
-            f"writes the outer product with {ref} the wrong way round ((…).T @ {ref} instead of {ref}.T @ (…))",
+            f"writes the outer product with {ref} the wrong way round ({wrong} instead of {right})",
             flip,
             "flip",
-            "writes the outer products the wrong way round (d.T @ v instead of v.T @ d)",
+            "writes the outer products the wrong way round ("
+            + ("v @ d.T instead of d @ v.T" if model.column else "d.T @ v instead of v.T @ d") + ")",
         )
 
 
@@ -319,14 +334,27 @@ def _combine(group: list[_Mutation]) -> Callable[[Expr], Expr | None]:
     return rewrite
 
 
+def _multiples_only(c: np.ndarray, want: np.ndarray) -> bool:
+    """Whether the fit differs from the truth only by true terms counted more than once."""
+    return bool(np.all((c == want) | ((want == 1) & (c > 1))))
+
+
 # -- the diagnoser ---------------------------------------------------------------
 
 
 class Diagnoser:
-    """Everything needed to diagnose answers to one gradient target, computed once."""
+    """Everything needed to diagnose answers to one gradient target, computed once.
+
+    Forms and mistake variants are built on the row model (where the mutation
+    sites are written) and carried to the model's convention with
+    :func:`formulas.to_convention` before they are evaluated; ``terms`` and the
+    variants' ``expr`` are in the model's own convention.
+    """
 
     def __init__(self, model: RNN, target: Target, backend: FloatBackend, expected: np.ndarray, rtol: float, atol: float) -> None:
         self.model = model
+        self.row = model.replace(convention="row")
+        self._memo: formulas.Memo = {}  # row → column conversions, shared by the variants
         self.target = target
         self.expected = expected
         self.rtol, self.atol = rtol, atol
@@ -359,10 +387,10 @@ class Diagnoser:
         return a.shape == b.shape and bool(np.all(np.abs(a - b) <= self.atol + self.rtol * np.abs(b)))
 
     def _forms(self) -> list[list[Expr]]:
-        """The truth as unrolled per-path terms, and in the per-step BPTT form (dL/dh_t left as partials)."""
-        forms = [[t.expr for t in self.terms]]
+        """The truth in the row convention as unrolled per-path terms, and in the per-step BPTT form (dL/dh_t left as partials)."""
         assert self.target.wrt is not None
-        steps = [e for _, e in formulas.per_step(self.model, self.target.of, self.target.wrt)]
+        forms = [[t.expr for t in formulas.terms(self.row, self.target.of, self.target.wrt)]]
+        steps = [e for _, e in formulas.per_step(self.row, self.target.of, self.target.wrt)]
         if steps != forms[0]:
             forms.append(steps)
         return forms
@@ -390,24 +418,26 @@ class Diagnoser:
                     continue
                 if not touched or any(e.shape != form[0].shape for e in exprs):
                     continue
-                values = self._value(Builder(self.model).total(exprs))
+                expr = formulas.to_convention(Builder(self.row).total(exprs), self.model, self._memo)
+                values = self._value(expr)
                 if any(self._close(values, s) for s in seen):
                     continue  # indistinguishable from the truth or from an earlier variant
                 seen.append(values)
-                yield Variant(m.code, m.message, Builder(self.model).total(exprs), max(0.0, (n - touched) / n), values)
+                yield Variant(m.code, m.message, expr, max(0.0, (n - touched) / n), values)
 
     def _forward_variants(self) -> Iterator[Variant]:
         """Mistakes in an unrolled forward expression: a missing activation, swapped weights or inputs."""
         if self.target.of in self.model.leaves():
             return
-        truth = formulas.forward(self.model, self.target.of)
-        b = Builder(self.model)
+        truth = formulas.forward(self.row, self.target.of)
+        b = Builder(self.row)
+        act = self.model.activation
         mutations: list[_Mutation] = []
         for k in self.model.steps_range():
             h = Ref("h", k)
             mutations.append(_Mutation(
                 "missing_activation",
-                f"is missing the tanh of step {k}: a_{k} stands where h_{k} = tanh(a_{k}) belongs",
+                f"is missing the {act} of step {k}: a_{k} stands where h_{k} = {act}(a_{k}) belongs",
                 lambda n, h=h: n.arg if isinstance(n, Apply) and n.node == h else None,
             ))
             mutations.append(_Mutation(
@@ -430,6 +460,7 @@ class Diagnoser:
                 continue
             if e is truth or e.shape != truth.shape:
                 continue
+            e = formulas.to_convention(e, self.model, self._memo)
             values = self._value(e)
             if any(self._close(values, s) for s in seen):
                 continue
@@ -448,15 +479,18 @@ class Diagnoser:
             entry = self._other_entry(answer)
             if entry is not None:
                 return entry
-        by_terms = self._by_terms(answer) if self.terms else None
-        if by_terms is not None:
-            return by_terms
+        fit = self._fit(answer) if self.terms else None
+        if fit is not None and not _multiples_only(*fit):
+            return self._explain(*fit)
+        # a term counted k times may be a named mistake with the same values (2 * (yhat - y) in squared error)
         for v in self.variants:
             if self._close(answer, v.values):
                 return Finding((Diagnosis(v.code, v.message),), v.score)
-        return Finding((), 0.0)
+        return self._explain(*fit) if fit is not None else Finding((), 0.0)
 
-    def _by_terms(self, answer: np.ndarray) -> Finding | None:
+    def _fit(self, answer: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The answer as ``Σ c_i T_i`` over the candidate terms: (c, the truth's coefficients), or None
+        when no small-integer fit reproduces it or when it is the truth."""
         A = self._term_values
         if A is None:
             return None
@@ -472,7 +506,7 @@ class Diagnoser:
         want = np.array([1.0 if t in self.terms else 0.0 for t in self.candidates])
         if np.array_equal(c, want):
             return None  # it is the truth: nothing to say
-        return self._explain(c, want)
+        return c, want
 
     def _explain(self, c: np.ndarray, want: np.ndarray) -> Finding:
         diagnoses: list[Diagnosis] = []
@@ -480,8 +514,16 @@ class Diagnoser:
         n = len(self.terms)
         right = sum(1 for ci, wi in zip(c, want) if wi == 1 and ci == 1)
         wrong_present = sum(1 for ci, wi in zip(c, want) if ci != 0 and ci != wi)
+        scale = c[want == 1][0] if n else 0.0
         if np.all(c == -want) and n:
             diagnoses.append(Diagnosis("sign_flip", "has the opposite sign of the gradient: y - yhat where yhat - y belongs"))
+        elif n and abs(scale) > 1 and np.array_equal(c, scale * want):
+            note = (
+                "; the 1/2 of L_t = 1/2 sum (yhat_t - y_t)**2 cancels the 2 of the square"
+                if scale == 2 and self.model.loss == "squared_error"
+                else ""
+            )
+            diagnoses.append(Diagnosis("extra_factor", f"is {scale:g} × the gradient (a stray factor {scale:g} in every term{note})"))
         else:
             missing = [t for t, ci, wi in zip(cands, c, want) if wi == 1 and ci == 0]
             extra = [t for t, ci, wi in zip(cands, c, want) if wi == 0 and ci != 0]
@@ -508,8 +550,7 @@ class Diagnoser:
         for k in self.model.steps_range():
             group = [t for t in self.terms if t.step == k]
             if group and all(t in left for t in group) and any(not t.recurrent for t in group):
-                what = {"W_hh": f"h_{k - 1}.T @ dL/da_{k}", "W_xh": f"x_{k}.T @ dL/da_{k}", "W_hy": f"h_{k}.T @ dL/dz_{k}"}
-                shown = what.get(self.target.wrt.family if self.target.wrt else "", "")
+                shown = self._step_term(k)
                 out.append(Diagnosis("missing_term", f"misses the term of step {k} of the sum over t" + (f" ({shown})" if shown else "")))
                 left = [t for t in left if t not in group]
         for s in sorted({t.loss_step for t in left}):
@@ -527,6 +568,17 @@ class Diagnoser:
             else:
                 out.append(Diagnosis("missing_term", f"drops the term of {t.description}"))
         return out
+
+    def _step_term(self, k: int) -> str:
+        """Step k's term of a weight gradient in the model's convention: ``h_{k-1}.T @ dL/da_k`` (column ``dL/da_k @ h_{k-1}.T``)."""
+        wrt = self.target.wrt
+        left = {"W_hh": Ref("h", k - 1), "W_xh": Ref("x", k), "W_hy": Ref("h", k)}.get(wrt.family if wrt else "")
+        if left is None:
+            return ""
+        b = Builder(self.row)
+        node = Ref("z" if left == Ref("h", k) else "a", k)
+        term = b.matmul(b.T(b.name(left)), b.partial(self.target.of, node))
+        return to_plain(formulas.to_convention(term, self.model))
 
     def _other_entry(self, answer: np.ndarray) -> Finding | None:
         """An element answer that is another entry of the gradient (swapped indices, wrong column)."""

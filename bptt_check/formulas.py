@@ -5,14 +5,26 @@ reaching the hidden state ``h_k`` (k ≤ s) along the only path
 ``h_k → h_{k+1} → … → h_s → z_s → L_s`` is
 
     g_s^{(s)} = (yhat_s - y_s) @ W_hy.T
-    g_k^{(s)} = (g_{k+1}^{(s)} * (1 - h_{k+1}**2)) @ W_hh.T        (k < s)
+    g_k^{(s)} = (g_{k+1}^{(s)} * f'_{k+1}) @ W_hh.T        (k < s)
 
-and with ``d_k^{(s)} = g_k^{(s)} * (1 - h_k**2)`` (the gradient at a_k) every
-gradient is a sum of one term per (loss step s, step k):
+where ``f'_k`` is the activation's derivative written in the nodes: ``1 - h_k**2``
+(tanh), ``h_k * (1 - h_k)`` (sigmoid), ``step(a_k)`` (relu). With
+``d_k^{(s)} = g_k^{(s)} * f'_k`` (the gradient at a_k) every gradient is a sum
+of one term per (loss step s, step k):
 
     dL/dW_hh = Σ_s Σ_{k≤s} h_{k-1}.T @ d_k^{(s)}     dL/dW_xh = Σ_s Σ_{k≤s} x_k.T @ d_k^{(s)}
     dL/dW_hy = Σ_s h_s.T @ (yhat_s - y_s)            dL/dh_k  = Σ_{s≥k} g_k^{(s)}
     dL/dx_k  = Σ_{s≥k} d_k^{(s)} @ W_xh.T            dL/dh_0  = Σ_s d_1^{(s)} @ W_hh.T
+
+``dL_s/dz_s = yhat_s - y_s`` for both losses (softmax with cross-entropy, or
+the linear output with squared error); only ``dL_s/dyhat_s`` differs
+(``-y_s / yhat_s`` against ``yhat_s - y_s``).
+
+**Column convention.** Every value is the transpose of its row value, so a
+column formula is the transpose of the row formula with each leaf read as the
+transpose of its column value (:func:`to_convention`); the transposes are then
+pushed down to the leaves, ``(AB)ᵀ = BᵀAᵀ``, and the formulas read like the
+textbook's: ``dL/dW_hy = Σ_s (yhat_s - y_s) @ h_s.T``.
 
 These terms are the decomposition the diagnosis works with, and their sum
 is what ``derive`` prints (checked against the sympy truth in the tests).
@@ -23,7 +35,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .language.ast import Binary, Expr, Name, Neg, Number, Partial, Power, Transpose
+from .language.ast import (
+    Apply,
+    Binary,
+    Call,
+    Chain,
+    Element,
+    Expr,
+    Name,
+    Neg,
+    Number,
+    Partial,
+    Power,
+    Transpose,
+)
 from .model import L_TOTAL, RNN, Ref, jacobian_shape, squeeze_shape
 
 
@@ -49,7 +74,7 @@ class Term:
 
 
 class Builder:
-    """Builds shaped expression trees for one model."""
+    """Builds shaped expression trees for one model (in its own convention: shapes from ``model.shape``)."""
 
     def __init__(self, model: RNN) -> None:
         self.model = model
@@ -88,6 +113,22 @@ class Builder:
         """``1 - a**2``: tanh' written in terms of tanh."""
         return self.sub(self.number(1), self.square(a))
 
+    def act_derivative(self, k: int, activation: str | None = None) -> Expr:
+        """The activation's derivative at step k, written in the nodes (the model's activation by default):
+
+        tanh ``1 - h_k**2``, sigmoid ``h_k * (1 - h_k)``, relu ``step(a_k)`` (1 where a_k > 0, else 0).
+        """
+        act = activation or self.model.activation
+        h = self.name(Ref("h", k))
+        if act == "tanh":
+            return self.one_minus_square(h)
+        if act == "sigmoid":
+            return self.mul(h, self.sub(self.number(1), h))
+        if act == "relu":
+            a = self.name(Ref("a", k))
+            return Call("step", (a,), a.shape)
+        raise ValueError(f"no derivative for the activation {act!r}")
+
     def partial(self, num: Ref, den: Ref) -> Partial:
         ns, ds = self.model.shape(num), self.model.shape(den)
         return Partial(num, den, jacobian_shape(ns, ds), squeeze_shape(ns) + squeeze_shape(ds))
@@ -99,6 +140,155 @@ class Builder:
         return out
 
 
+# -- the column convention: a transposition functor ---------------------------------------
+
+_ELEMENTWISE_CALLS = ("tanh", "sigmoid", "exp", "log", "sech", "step", "relu", "softmax")
+"""Calls that commute with the transpose: f(Aᵀ) = f(A)ᵀ (softmax acts on every entry of a vector)."""
+
+
+def transpose(e: Expr) -> Expr:
+    """``eᵀ`` with the transpose pushed down to the leaves.
+
+    (AB)ᵀ = BᵀAᵀ; (A ± B)ᵀ, (A * B)ᵀ, (A / B)ᵀ elementwise; (−A)ᵀ = −Aᵀ; (Aᵀ)ᵀ = A;
+    numbers and 1×1 values are their own transpose; elementwise calls, node
+    functions and powers pass it through; diag(v)ᵀ = diag(vᵀ), outer(u, v)ᵀ = outer(v, u).
+    ``e`` is expected to have its transposes at the leaves already.
+    """
+    shape = e.shape[::-1]
+    if e.shape == (1, 1) and not isinstance(e, (Partial, Chain)):
+        return e
+    if isinstance(e, Transpose):
+        return e.operand
+    if isinstance(e, Binary):
+        if e.op == "@":
+            return Binary("@", transpose(e.right), transpose(e.left), shape)
+        return Binary(e.op, transpose(e.left), transpose(e.right), shape)
+    if isinstance(e, Neg):
+        return Neg(transpose(e.operand), shape)
+    if isinstance(e, Power):
+        return Power(transpose(e.base), e.exponent, e.matrix, shape)
+    if isinstance(e, Apply) and e.node.family in ("h", "yhat"):
+        return Apply(e.node, transpose(e.arg), shape)
+    if isinstance(e, Call):
+        if e.func in _ELEMENTWISE_CALLS or (e.func == "diag" and 1 in e.args[0].shape):
+            return Call(e.func, tuple(transpose(a) for a in e.args), shape)
+        if e.func == "outer":
+            return Call("outer", e.args[::-1], shape)
+    return Transpose(e, shape)
+
+
+Memo = dict[int, tuple[Expr, Expr]]
+"""Conversions already made, by node identity (each entry keeps its node alive)."""
+
+
+def _column_partial(p: Partial, model: RNN) -> Partial:
+    """The same partial on the column model (indices swap with the layout)."""
+    ns, ds = model.shape(p.num), model.shape(p.den)
+    ni = p.num_index[::-1] if p.num_index is not None else None
+    di = p.den_index[::-1] if p.den_index is not None else None
+    ns2 = (1, 1) if ni is not None else ns
+    ds2 = (1, 1) if di is not None else ds
+    return Partial(p.num, p.den, jacobian_shape(ns2, ds2), squeeze_shape(ns2) + squeeze_shape(ds2), ni, di)
+
+
+def _is_gradient_like(tensor_shape: tuple[int, ...], num_axes: int) -> bool:
+    """A scalar over anything, or anything over a scalar: its value is laid out like the non-scalar side."""
+    return num_axes == 0 or num_axes == len(tensor_shape)
+
+
+def _column(e: Expr, model: RNN, memo: Memo | None = None) -> Expr:
+    """An expression on the column model whose value is the row expression ``e``'s value, transposed.
+
+    ``memo`` (by node identity) keeps a subtree shared by several terms shared
+    in the result, so that the evaluator computes it once.
+    """
+    if memo is None:
+        memo = {}
+    hit = memo.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    out = _column_node(e, model, memo)
+    memo[id(e)] = (e, out)
+    return out
+
+
+def _column_node(e: Expr, model: RNN, memo: Memo) -> Expr:
+    shape = e.shape[::-1] if len(e.shape) == 2 else e.shape
+    if isinstance(e, Number):
+        return e
+    if isinstance(e, Name):
+        return Name(e.ref, shape)
+    if isinstance(e, Transpose):
+        return transpose(_column(e.operand, model, memo))
+    if isinstance(e, Binary):
+        left, right = _column(e.left, model, memo), _column(e.right, model, memo)
+        if e.op == "@":
+            return Binary("@", right, left, shape)
+        return Binary(e.op, left, right, shape)
+    if isinstance(e, Neg):
+        return Neg(_column(e.operand, model, memo), shape)
+    if isinstance(e, Power):
+        return Power(_column(e.base, model, memo), e.exponent, e.matrix, shape)
+    if isinstance(e, Element):
+        inner = _column(e.operand, model, memo)
+        if isinstance(inner, Transpose):  # Xᵀ[j, i] = X[i, j]
+            return Element(inner.operand, e.index, e.shape)
+        return Element(inner, e.index[::-1], e.shape)
+    if isinstance(e, Apply):
+        return Apply(e.node, _column(e.arg, model, memo), shape)
+    if isinstance(e, Call):
+        if e.func == "outer":
+            u, v = (_column(a, model, memo) for a in e.args)
+            return Call("outer", (v, u), shape)
+        if e.func == "ones":
+            return Call("ones", (Number(Fraction(shape[0])), Number(Fraction(shape[1]))), shape)
+        if e.func == "diag" and 1 not in e.args[0].shape:  # the diagonal of a matrix, as a row
+            inner = Call("diag", (_column(e.args[0], model, memo),), e.shape)
+            return transpose(inner)
+        return Call(e.func, tuple(_column(a, model, memo) for a in e.args), shape)
+    if isinstance(e, (Partial, Chain)):
+        factors = (e,) if isinstance(e, Partial) else e.factors
+        new = tuple(_column_partial(f, model) for f in factors)
+        out: Partial | Chain
+        if isinstance(e, Partial):
+            out = new[0]
+        else:
+            first, last = new[0], new[-1]
+            ns = squeeze_shape(model.shape(first.num)) if first.num_index is None else ()
+            ds = squeeze_shape(model.shape(last.den)) if last.den_index is None else ()
+            nsh = model.shape(first.num) if first.num_index is None else (1, 1)
+            dsh = model.shape(last.den) if last.den_index is None else (1, 1)
+            out = Chain(new, jacobian_shape(nsh, dsh), ns + ds)
+        num_axes = len(squeeze_shape(model.shape(factors[0].num))) if factors[0].num_index is None else 0
+        if len(out.tensor_shape) != 2 or _is_gradient_like(out.tensor_shape, num_axes):
+            return out  # a gradient is laid out like its variable; a tensor has one layout
+        return Transpose(out, out.shape[::-1])  # a Jacobian [i, j] = ∂A_i/∂B_j is the same in both conventions
+    raise TypeError(f"cannot convert {type(e).__name__} to the column convention")
+
+
+def to_convention(expr: Expr, model: RNN, memo: Memo | None = None) -> Expr:
+    """A row-convention expression rewritten for ``model``'s convention (unchanged for a row model).
+
+    For a column model: every leaf ``X`` is read as ``X_colᵀ``, the whole is
+    transposed (a column value is the transpose of the row value), and the
+    transposes are pushed down to the leaves: ``h_t.T @ (yhat_t - y_t)`` becomes
+    ``(yhat_t - y_t) @ h_t.T``. Vector-by-vector Jacobians are the same in
+    both conventions and gradients of a scalar follow their variable's layout.
+    Pass the same ``memo`` to convert many trees that share subtrees (mistake
+    variants of one truth) at the cost of their changed parts only.
+    """
+    if not model.column:
+        return expr
+    return _column(expr, model, memo)
+
+
+def _row(model: RNN) -> RNN:
+    return model.replace(convention="row") if model.column else model
+
+
+# -- the formulas (built on the row model, converted at the end) ---------------------------
+
+
 def _losses(model: RNN, of: Ref) -> tuple[int, ...]:
     if of == L_TOTAL:
         return model.loss_steps
@@ -108,22 +298,29 @@ def _losses(model: RNN, of: Ref) -> tuple[int, ...]:
 
 
 def output_error(b: Builder, s: int) -> Expr:
-    """dL_s/dz_s = yhat_s - y_s (softmax with cross-entropy, targets summing to 1)."""
+    """dL_s/dz_s = yhat_s - y_s (softmax with cross-entropy, targets summing to 1; or squared error, linear output)."""
     return b.sub(b.name(Ref("yhat", s)), b.name(Ref("y", s)))
 
 
+def output_gradient(b: Builder, s: int) -> Expr:
+    """dL_s/dyhat_s: ``-y_s / yhat_s`` (cross-entropy) or ``yhat_s - y_s`` (squared error)."""
+    if b.model.loss == "squared_error":
+        return output_error(b, s)
+    return b.neg(b.div(b.name(Ref("y", s)), b.name(Ref("yhat", s))))
+
+
 def hidden_gradients(b: Builder, s: int) -> dict[int, Expr]:
-    """g_k^{(s)} for k = s down to 1: the gradient of L_s at h_k along its only path."""
+    """g_k^{(s)} for k = s down to 1: the gradient of L_s at h_k along its only path (row convention)."""
     g: dict[int, Expr] = {s: b.matmul(output_error(b, s), b.T(b.name(Ref("W_hy"))))}
     for k in range(s - 1, 0, -1):
-        d_next = b.mul(g[k + 1], b.one_minus_square(b.name(Ref("h", k + 1))))
+        d_next = b.mul(g[k + 1], b.act_derivative(k + 1))
         g[k] = b.matmul(d_next, b.T(b.name(Ref("W_hh"))))
     return g
 
 
 def preactivation_gradient(b: Builder, g_k: Expr, k: int) -> Expr:
-    """d_k = g_k * (1 - h_k**2): the gradient at a_k."""
-    return b.mul(g_k, b.one_minus_square(b.name(Ref("h", k))))
+    """d_k = g_k * f'_k: the gradient at a_k (f'_k = 1 - h_k**2 for tanh)."""
+    return b.mul(g_k, b.act_derivative(k))
 
 
 def _describe(wrt: Ref, s: int, k: int) -> str:
@@ -134,7 +331,14 @@ def _describe(wrt: Ref, s: int, k: int) -> str:
 
 
 def terms(model: RNN, of: Ref, wrt: Ref) -> tuple[Term, ...]:
-    """Every path's term of ∂of/∂wrt, fully unrolled (``of`` is L or one L_t)."""
+    """Every path's term of ∂of/∂wrt, fully unrolled (``of`` is L or one L_t), in the model's convention."""
+    row = _row_terms(_row(model), of, wrt)
+    if not model.column:
+        return row
+    return tuple(Term(to_convention(t.expr, model), t.loss_step, t.step, t.through, t.description) for t in row)
+
+
+def _row_terms(model: RNN, of: Ref, wrt: Ref) -> tuple[Term, ...]:
     b = Builder(model)
     out: list[Term] = []
     fam, step = wrt.family, wrt.step
@@ -146,12 +350,12 @@ def terms(model: RNN, of: Ref, wrt: Ref) -> tuple[Term, ...]:
             if fam == "W_hy":
                 e = b.matmul(b.T(b.name(Ref("h", s))), e)
             elif fam == "yhat":
-                e = b.neg(b.div(b.name(Ref("y", s)), b.name(Ref("yhat", s))))
+                e = output_gradient(b, s)
             out.append(Term(e, s, s, (), f"L_{s} at step {s}"))
             continue
         if fam == "L":
             if step is None or step == s:
-                out.append(Term(b.number(1) if step == s else b.number(1), s, s, (), f"L_{s}"))
+                out.append(Term(b.number(1), s, s, (), f"L_{s}"))
             continue
         g = hidden_gradients(b, s)
         ks = range(1, s + 1)
@@ -202,9 +406,15 @@ def gradient(model: RNN, of: Ref, wrt: Ref) -> Expr:
 def per_step(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[str, Expr], ...]:
     """The BPTT form: one term per step in the named nodes, with ``dL/dh_t`` left as a partial.
 
-    For W_hh: ``h_{t-1}.T @ (dL/dh_t * (1 - h_t**2))`` for t = 1..T; for
-    W_xh the same with x_t; for W_hy ``h_t.T @ (yhat_t - y_t)`` over the loss steps.
+    For W_hh: ``h_{t-1}.T @ (dL/dh_t * f'_t)`` for t = 1..T (column:
+    ``(dL/dh_t * f'_t) @ h_{t-1}.T``); for W_xh the same with x_t; for W_hy
+    ``h_t.T @ (yhat_t - y_t)`` over the loss steps.
     """
+    row = _row_per_step(_row(model), of, wrt)
+    return tuple((label, to_convention(e, model)) for label, e in row)
+
+
+def _row_per_step(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[str, Expr], ...]:
     b = Builder(model)
     fam = wrt.family
     out: list[tuple[str, Expr]] = []
@@ -236,7 +446,7 @@ def per_step(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[str, Expr], ...]:
         k = wrt.step
         d = preactivation_gradient(b, b.partial(of, Ref("h", k)), k)
         return ((f"step {k}", b.matmul(d, b.T(b.name(Ref("W_xh"))))),)
-    return tuple((t.description, t.expr) for t in terms(model, of, wrt))
+    return tuple((t.description, t.expr) for t in _row_terms(model, of, wrt))
 
 
 def hidden_recursion(model: RNN, of: Ref) -> tuple[tuple[Ref, Expr], ...]:
@@ -253,30 +463,34 @@ def forward(model: RNN, ref: Ref) -> Expr:
     """A node unrolled down to the leaves, each step's function applied by name.
 
     ``L_2`` at T = 2 is ``L_2(yhat_2(h_2(h_1(x_1 @ W_xh + h_0 @ W_hh) @ W_hh + x_2 @ W_xh) @ W_hy))``
-    (the seed's ``c_2(s_2(t_2(t_1(…) W_hh + x_2 W_xh) W_hy))``).
+    (the seed's ``c_2(s_2(t_2(t_1(…) W_hh + x_2 W_xh) W_hy))``); column:
+    ``L_2(yhat_2(W_hy @ h_2(W_hh @ h_1(…) + W_xh @ x_2)))``. The functions are
+    the model's (:meth:`RNN.node_function`).
     """
-    from .language.ast import Apply
+    return to_convention(_row_forward(_row(model), ref), model)
 
+
+def _row_forward(model: RNN, ref: Ref) -> Expr:
     b = Builder(model)
     if ref == L_TOTAL:
-        return b.total([forward(model, Ref("L", s)) for s in model.loss_steps])
+        return b.total([_row_forward(model, Ref("L", s)) for s in model.loss_steps])
     if ref in model.leaves() or (ref.family == "h" and ref.step == 0):
         return b.name(ref)
     t = ref.step
     assert t is not None
     if ref.family == "a":
-        a = b.add(b.matmul(forward(model, Ref("x", t)), b.name(Ref("W_xh"))),
-                  b.matmul(forward(model, Ref("h", t - 1)), b.name(Ref("W_hh"))))
+        a = b.add(b.matmul(_row_forward(model, Ref("x", t)), b.name(Ref("W_xh"))),
+                  b.matmul(_row_forward(model, Ref("h", t - 1)), b.name(Ref("W_hh"))))
         return b.add(a, b.name(Ref("b_h"))) if model.biases else a
     if ref.family == "h":
-        return Apply(ref, forward(model, Ref("a", t)), model.shape(ref))
+        return Apply(ref, _row_forward(model, Ref("a", t)), model.shape(ref))
     if ref.family == "z":
-        z = b.matmul(forward(model, Ref("h", t)), b.name(Ref("W_hy")))
+        z = b.matmul(_row_forward(model, Ref("h", t)), b.name(Ref("W_hy")))
         return b.add(z, b.name(Ref("b_y"))) if model.biases else z
     if ref.family == "yhat":
-        return Apply(ref, forward(model, Ref("z", t)), model.shape(ref))
+        return Apply(ref, _row_forward(model, Ref("z", t)), model.shape(ref))
     if ref.family == "L":
-        return Apply(ref, forward(model, Ref("yhat", t)), (1, 1))
+        return Apply(ref, _row_forward(model, Ref("yhat", t)), (1, 1))
     raise ValueError(f"no forward formula for {ref}")
 
 
@@ -287,12 +501,12 @@ def chains(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[str, Expr], ...]:
     is the path from L_2 back through h_1. The last factor of a recurrent
     parameter (``da_2/dW_hh``) is ambiguous: the chains are right with each
     partial read as the immediate derivative (∂⁺), the textbook reading.
+    Chains are contracted over shared nodes whatever the layout, so they are
+    built on the model itself, in either convention.
     """
-    from .language.ast import Chain
-
     b = Builder(model)
     out: list[tuple[str, Expr]] = []
-    for term in terms(model, of, wrt):
+    for term in _row_terms(_row(model), of, wrt):
         s, k = term.loss_step, term.step
         nodes: list[Ref] = ([of] if of == L_TOTAL else []) + [Ref("L", s), Ref("z", s)]
         if wrt.family in ("W_hy", "b_y"):

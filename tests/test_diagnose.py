@@ -10,6 +10,8 @@ from bptt_check.language import to_plain
 from bptt_check.model import L_TOTAL
 
 ALL, LAST, T3 = RNN(), RNN(loss_at="last"), RNN(steps=3)
+SIG, RELU, SE = RNN(activation="sigmoid"), RNN(activation="relu"), RNN(loss="squared_error")
+COL, COL_LAST = RNN(convention="column"), RNN(convention="column", loss_at="last")
 
 
 def codes(result):
@@ -135,3 +137,113 @@ def test_correct_answers_are_never_called_wrong(model, data):
     expr = formulas.gradient(model, L_TOTAL, wrt)
     result = check(to_plain(expr), f"dL/d{wrt}", model=model)
     assert result.verdict == "equivalent" and not result.diagnoses
+
+
+# -- the model's options: activations, squared error, column vectors -------------------------
+
+
+@pytest.mark.parametrize(
+    "model, target, answer, code, words",
+    [
+        # the activation derivative, named by the model's activation
+        (SIG, "dL/dW_xh", "x_1.T @ dL/dh_1 + x_2.T @ dL/dh_2", "missing_activation_derivative",
+         "drops the sigmoid derivative h_t * (1 - h_t) (at every step)"),
+        (SIG, "dL/dW_xh", "x_1.T @ (dL/dh_1 * h_1 * (1 - h_1)) + x_2.T @ dL/dh_2", "missing_activation_derivative",
+         "drops the sigmoid derivative h_2 * (1 - h_2) at step 2"),
+        (RELU, "dL/dW_xh", "x_1.T @ dL/dh_1 + x_2.T @ dL/dh_2", "missing_activation_derivative",
+         "drops the relu derivative step(a_t) (at every step)"),
+        (SIG, "dL/dW_hh", "h_0.T @ (dL/dh_1 * (1 - h_1**2)) + h_1.T @ (dL/dh_2 * (1 - h_2**2))",
+         "wrong_activation_derivative", "uses the tanh's derivative 1 - h_t**2 where sigmoid's h_t * (1 - h_t) belongs"),
+        (RELU, "dL/dW_hh", "h_0.T @ (dL/dh_1 * (1 - h_1**2)) + h_1.T @ (dL/dh_2 * (1 - h_2**2))",
+         "wrong_activation_derivative", "uses the tanh's derivative 1 - h_t**2 where relu's step(a_t) belongs"),
+        (SIG, "dL/dW_hh", "h_0.T @ (dL/dh_1 * h_1) + h_1.T @ (dL/dh_2 * h_2)",
+         "wrong_activation_derivative", "uses h_t = sigmoid(a_t) where its derivative h_t * (1 - h_t) belongs"),
+        (SIG, "dL/dW_hh", "h_0.T @ (dL/dh_1 * (1 - h_1)) + h_1.T @ (dL/dh_2 * (1 - h_2))",
+         "wrong_activation_derivative", "uses 1 - h_t where the sigmoid derivative h_t * (1 - h_t) belongs"),
+        (SIG, "dL/dh_1", "(yhat_1 - y_1) @ W_hy.T + (dL/dh_2 * h_1 * (1 - h_1)) @ W_hh.T", "off_by_one",
+         "uses the sigmoid derivative of step 1 (h_1 * (1 - h_1)) where step 2's h_2 * (1 - h_2) belongs"),
+        # squared error with a linear output
+        (SE, "dL/dW_hy", "h_1.T @ (y_1 - yhat_1) + h_2.T @ (y_2 - yhat_2)", "sign_flip", "opposite sign"),
+        (SE, "dL/dW_hy", "h_1.T @ (2 * (yhat_1 - y_1)) + h_2.T @ (2 * (yhat_2 - y_2))", "extra_factor",
+         "the 1/2 of L_t = 1/2 sum (yhat_t - y_t)**2 cancels the 2 of the square"),
+        (SE, "dL/dW_hy", "h_1.T @ (2 * (yhat_1 - y_1)) + h_2.T @ (yhat_2 - y_2)", "extra_factor",
+         "uses 2 * (yhat_1 - y_1) where yhat_1 - y_1 belongs (step 1)"),
+        (SE, "dL/dW_hy", "h_1.T @ yhat_1 + h_2.T @ yhat_2", "wrong_output_error", "the squared error of a linear output"),
+        # column vectors: every mistake seen in the textbook's layout
+        (COL, "dL/dW_hy", "h_1 @ (yhat_1 - y_1).T + (yhat_2 - y_2) @ h_2.T", "transposed_factor",
+         "writes the outer product with h_1 the wrong way round (h_1 @ (…).T instead of (…) @ h_1.T)"),
+        (COL_LAST, "dL/dW_hh", "(W_hy.T @ (yhat_2 - y_2) * (1 - h_2**2)) @ h_1.T", "missing_path",
+         "drops the path from L_2 back through h_1 (where the gradient reaches step 1)"),
+        (COL, "dL/dW_hh", "(dL/dh_2 * (1 - h_2**2)) @ h_1.T", "missing_term",
+         "misses the term of step 1 of the sum over t (dL/da_1 @ h_0.T)"),
+        (COL, "dL/dh_1", "W_hy.T @ (yhat_1 - y_1) + W_hh @ (dL/dh_2 * (1 - h_2**2))", "missing_transpose",
+         "multiplies by W_hh where W_hh.T belongs"),
+        (COL, "dL/dW_hh", "(dL/dh_1 * (1 - h_1**2)) @ h_1.T + (dL/dh_2 * (1 - h_2**2)) @ h_2.T", "off_by_one",
+         "uses h_t where h_{t-1} belongs"),
+        (COL.replace(activation="sigmoid"), "dL/dW_xh", "(dL/dh_1 * (1 - h_1**2)) @ x_1.T + (dL/dh_2 * (1 - h_2**2)) @ x_2.T",
+         "wrong_activation_derivative", "where sigmoid's h_t * (1 - h_t) belongs"),
+        (COL.replace(loss="squared_error"), "dL/dW_hy", "(y_1 - yhat_1) @ h_1.T + (y_2 - yhat_2) @ h_2.T", "sign_flip",
+         "opposite sign"),
+        # the forward pass
+        (SIG.replace(loss_at="last"), "L_2", "-sum(y_2 * log(softmax((h_1 @ W_hh + x_2 @ W_xh) @ W_hy)))",
+         "missing_activation", "is missing the sigmoid of step 2: a_2 stands where h_2 = sigmoid(a_2) belongs"),
+        (COL_LAST, "L_2", "-sum(y_2 * log(softmax(W_hy @ (W_hh @ h_1 + W_xh @ x_2))))", "missing_activation",
+         "is missing the tanh of step 2"),
+    ],
+)
+def test_each_mistake_is_named_for_the_models_options(model, target, answer, code, words):
+    result = check(answer, target, model=model)
+    assert result.verdict == "not_equivalent", str(result)
+    assert code in codes(result), str(result)
+    assert any(words in d.message for d in result.diagnoses), str(result)
+    assert 0.0 <= result.score < 1.0
+    text = " ".join(d.message for d in result.diagnoses)
+    if model.activation != "tanh":
+        assert "tanh derivative" not in text and "tanh of" not in text
+    if model.loss == "squared_error":
+        assert "softmax" not in text
+
+
+def test_messages_never_name_another_activation_or_loss():
+    for model in (SIG, RELU, SE, COL.replace(activation="relu", loss="squared_error")):
+        for wrt in ("W_hh", "W_hy"):
+            for v in Checker(f"dL/d{wrt}", model=model).diagnoser.variants:
+                if v.code == "missing_activation_derivative" or "its derivative" in v.message:
+                    assert model.activation in v.message, v.message
+                if model.activation != "tanh":
+                    assert "tanh" not in v.message.replace("the tanh's derivative", ""), v.message
+                if model.loss == "squared_error":
+                    assert "softmax" not in v.message and "-y_1 / yhat_1" not in v.message, v.message
+
+
+def test_column_variants_are_written_in_the_column_convention():
+    checker = Checker("dL/dW_hy", model=COL)
+    flips = [v for v in checker.diagnoser.variants if v.code == "transposed_factor"]
+    assert flips and all(v.expr.shape == COL.shape(Ref("W_hy")) for v in flips)
+    assert "h_1 @ (yhat_1.T - y_1.T)" in to_plain(flips[0].expr)
+
+
+option_models = st.builds(
+    RNN,
+    steps=st.integers(1, 3),
+    input_size=st.integers(1, 3),
+    hidden_size=st.integers(2, 3),
+    output_size=st.integers(2, 3),
+    loss_at=st.sampled_from(["all", "last"]),
+    biases=st.booleans(),
+    convention=st.sampled_from(["row", "column"]),
+    activation=st.sampled_from(["tanh", "sigmoid", "relu"]),
+    loss=st.sampled_from(["cross_entropy", "squared_error"]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=option_models, data=st.data())
+def test_generated_mistakes_are_diagnosed_for_every_option(model, data):
+    test_generated_mistakes_are_diagnosed.hypothesis.inner_test(model=model, data=data)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=option_models, data=st.data())
+def test_correct_answers_are_never_called_wrong_for_every_option(model, data):
+    test_correct_answers_are_never_called_wrong.hypothesis.inner_test(model=model, data=data)
