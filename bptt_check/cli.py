@@ -11,10 +11,13 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 from .errors import BpttCheckError, ConfigError, ExpressionError, FileFormatError, InternalError
-from .model import RNN
+from .model import ACTIVATIONS, CONVENTIONS, LOSSES, RNN, normalize_choice
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .language import Notation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -49,48 +52,107 @@ def _sizes(text: str) -> tuple[int, int, int]:
     return out[0], out[1], out[2]
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model (default: the seed's, T=2, D=H=O=2, loss at all steps)")
+def _choice(option: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    """An argparse type for a model option's value: dashes or underscores, any case (``cross-entropy``)."""
+    shown = " or ".join(c.replace("_", "-") for c in choices)
+
+    def convert(text: str) -> str:
+        value = normalize_choice(text)
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {option}: use {shown}")
+        return str(value)
+
+    convert.__name__ = option  # argparse names the type in its messages
+    return convert
+
+
+MODEL_OPTIONS = ("steps", "sizes", "loss_at", "h0", "biases", "convention", "activation", "loss")
+"""The ``argparse`` destinations of the model options (:func:`model_changes`)."""
+
+
+def add_model_options(p: argparse.ArgumentParser, *, notation: bool = True, overrides: str = "") -> None:
+    """Add the model options (and ``--notation``) to a command; ``overrides`` names what they override."""
+    title = "model (default: the seed's: T=2, D=H=O=2, loss at every step, row vectors, tanh, cross-entropy)"
+    if overrides:
+        title = f"model (each option given overrides the {overrides})"
+    g = p.add_argument_group(title)
     g.add_argument("--steps", type=_positive_int, default=None, metavar="N", help="number of steps T")
     g.add_argument("--sizes", type=_sizes, default=None, metavar="D,H,O", help="input, hidden, output sizes")
     g.add_argument("--loss-at", choices=("all", "last"), default=None, help="loss at every step or the last only")
     g.add_argument("--h0", choices=("input", "zeros"), default=None, help="h_0 a given input or zeros")
-    g.add_argument("--biases", action="store_true", default=None, help="add biases b_h and b_y")
-    g.add_argument("--notation", type=Path, default=None, metavar="FILE", help="TOML file with a [notation] table")
+    g.add_argument("--biases", action=argparse.BooleanOptionalAction, default=None,
+                   help="biases b_h and b_y (on, or off with --no-biases)")
+    g.add_argument("--convention", type=_choice("convention", CONVENTIONS), default=None, metavar="row|column",
+                   help="row vectors (x_t @ W_xh, the seed's) or column vectors (W_xh x_t, Goodfellow's, min-char-rnn's)")
+    g.add_argument("--activation", type=_choice("activation", ACTIVATIONS), default=None,
+                   metavar="tanh|sigmoid|relu", help="the hidden activation")
+    g.add_argument("--loss", type=_choice("loss", LOSSES), default=None, metavar="cross-entropy|squared-error",
+                   help="softmax with cross-entropy, or a linear output with 1/2 squared error")
+    if notation:
+        g.add_argument("--notation", default=None, metavar="FILE|NAME",
+                       help="a TOML file with a [notation] table, or a built-in notation: seed, textbook"
+                            " (Goodfellow's U V W b c o), min-char-rnn (Wxh Whh Why bh by hs ps ys)")
+
+
+def model_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The RNN fields the model options given on the command line set (none given: empty)."""
+    changes: dict[str, Any] = {}
+    if getattr(args, "steps", None) is not None:
+        changes["steps"] = args.steps
+    if getattr(args, "sizes", None) is not None:
+        changes["input_size"], changes["hidden_size"], changes["output_size"] = args.sizes
+    for name in ("loss_at", "h0", "biases", "convention", "activation", "loss"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
+    return changes
 
 
 def _model_from(args: argparse.Namespace, base: RNN | None = None) -> RNN:
     model = base or RNN()
-    changes: dict[str, Any] = {}
-    if args.steps is not None:
-        changes["steps"] = args.steps
-    if args.sizes is not None:
-        changes["input_size"], changes["hidden_size"], changes["output_size"] = args.sizes
-    if args.loss_at is not None:
-        changes["loss_at"] = args.loss_at
-    if args.h0 is not None:
-        changes["h0"] = args.h0
-    if args.biases:
-        changes["biases"] = True
+    changes = model_changes(args)
     return model.replace(**changes) if changes else model
 
 
-def _notation_from(args: argparse.Namespace):  # -> Notation | None
-    from .language import Notation
+def notation_table(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``[notation]`` table ``--notation`` asks for: a built-in name as ``{"use": name}``, or a file's table."""
+    from .language import is_builtin_notation
 
-    if args.notation is None:
+    given: str | None = getattr(args, "notation", None)
+    if given is None:
         return None
-    path: Path = args.notation
+    if is_builtin_notation(given):
+        return {"use": given}
+    path = Path(given)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise FileFormatError(f"cannot read notation file {path}: {err.strerror}") from None
+        hint = None
+        if not path.suffix:
+            from .language import BUILTIN_NAMES
+
+            import difflib
+
+            close = difflib.get_close_matches(given.lower(), list(BUILTIN_NAMES), n=1, cutoff=0.6)
+            guess = f"did you mean {close[0]}? " if close else ""
+            hint = guess + "--notation takes a TOML file or a built-in notation: " + ", ".join(BUILTIN_NAMES)
+        raise FileFormatError(f"cannot read notation file {path}: {err.strerror}", hint=hint) from None
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
         raise FileFormatError(f"{path}: not valid TOML: {err}") from None
     table = data.get("notation")
     if not isinstance(table, dict):
         raise FileFormatError(f"{path}: no [notation] table", hint="write e.g. [notation] then t = \"h\"")
-    return Notation.from_table(table, source=str(path))
+    return table
+
+
+def _notation_from(args: argparse.Namespace) -> Notation | None:
+    from .language import Notation, is_builtin_notation
+
+    table = notation_table(args)
+    if table is None:
+        return None
+    return Notation.from_table(table, source="" if is_builtin_notation(args.notation) else str(args.notation))
 
 
 # -- commands -------------------------------------------------------------------
@@ -157,7 +219,7 @@ def _cmd_selfcheck(args: argparse.Namespace) -> int:
     from .selfcheck import run_selfcheck
 
     configs = None
-    if args.steps is not None or args.sizes is not None or args.loss_at is not None:
+    if model_changes(args):
         configs = [_model_from(args)]
     report = run_selfcheck(configs, points=args.points, seed=args.seed)
     if args.json:
@@ -179,20 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which reading of ambiguous partials earns credit")
     c.add_argument("--seed", type=int, default=0, help="seed of the sample points")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
-    _model_options(c)
+    add_model_options(c)
     c.set_defaults(run=_cmd_check)
 
     d = sub.add_parser("derive", help="print the true gradient, per step and per path")
     d.add_argument("--target", required=True, help="e.g. dL/dW_hh")
     d.add_argument("--format", choices=("plain", "latex", "chain"), default="plain")
-    _model_options(d)
+    add_model_options(d)
     d.set_defaults(run=_cmd_derive)
 
     s = sub.add_parser("selfcheck", help="sympy vs jax vs finite differences over many models")
     s.add_argument("--points", type=_positive_int, default=3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
-    _model_options(s)
+    add_model_options(s, notation=False)
     s.set_defaults(run=_cmd_selfcheck)
 
     from .derivations import add_verify_command

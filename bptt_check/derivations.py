@@ -10,8 +10,12 @@ A derivation file is TOML, read with :mod:`tomllib`::
     sizes = { input = 2, hidden = 2, output = 2 }
     h0 = "input"                 # or "zeros"
     biases = false
+    convention = "row"           # or "column" (Goodfellow's, min-char-rnn's: a_t = W_xh x_t + W_hh h_{t-1})
+    activation = "tanh"          # or "sigmoid", "relu"
+    loss = "cross-entropy"       # or "squared-error" (a linear output); dashes or underscores
 
     [notation]                   # optional: alias = canonical name
+    use = "textbook"             # optional: start from built-in notations (seed, textbook, min-char-rnn)
     t = "h"
 
     [[claim]]
@@ -26,6 +30,10 @@ A derivation file is TOML, read with :mod:`tomllib`::
 
 ``latex = "..."`` stands in place of ``expr`` (and forces the LaTeX syntax);
 a claim has exactly one of the two.
+
+``verify`` may override every file's ``[model]`` with the command line's
+model options (``--steps 4 --biases``): the changes are applied to each
+file's model before its claims are read (:func:`verify`'s ``model_changes``).
 
 A claim is *ok* when the verdict the tool gives is its ``expect`` and, when a
 ``diagnosis`` is given, that code is among the result's diagnosis codes.
@@ -414,7 +422,7 @@ def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[ClaimOutco
     return files, problems
 
 
-def load_file(path: str | Path) -> DerivationFile:
+def load_file(path: str | Path, *, model_changes: Mapping[str, Any] | None = None) -> DerivationFile:
     """Read a derivation file; never raises for bad content (problems become error outcomes)."""
     path = Path(path)
     try:
@@ -423,20 +431,27 @@ def load_file(path: str | Path) -> DerivationFile:
         return _fatal(str(path), f"cannot read {path}: {err.strerror or err}")
     except UnicodeDecodeError:
         return _fatal(str(path), f"{path}: not UTF-8 text")
-    return load_text(text, source=str(path))
+    return load_text(text, source=str(path), model_changes=model_changes)
 
 
-def load_text(text: str, *, source: str = "<derivation>") -> DerivationFile:
+def load_text(
+    text: str, *, source: str = "<derivation>", model_changes: Mapping[str, Any] | None = None
+) -> DerivationFile:
     """Parse the text of a derivation file (see the module docstring)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         return _fatal(source, f"{source}: not valid TOML: {err}")
-    return load_data(data, source=source)
+    return load_data(data, source=source, model_changes=model_changes)
 
 
-def load_data(data: Mapping[str, Any], *, source: str = "<derivation>") -> DerivationFile:
-    """Build a :class:`DerivationFile` from a parsed TOML document."""
+def load_data(
+    data: Mapping[str, Any], *, source: str = "<derivation>", model_changes: Mapping[str, Any] | None = None
+) -> DerivationFile:
+    """Build a :class:`DerivationFile` from a parsed TOML document.
+
+    ``model_changes`` (RNN fields, e.g. ``{"steps": 4}``) override the file's ``[model]``.
+    """
     from .language import Notation
 
     for key in data:
@@ -452,6 +467,11 @@ def load_data(data: Mapping[str, Any], *, source: str = "<derivation>") -> Deriv
         model = RNN.from_table(model_table)
     except ConfigError as err:
         return _fatal(source, f"{source}: {err}", key=_key_of(err, "model"))
+    if model_changes:
+        try:
+            model = model.replace(**model_changes)
+        except ConfigError as err:
+            return _fatal(source, f"{source}: with the command line's model options: {err}", key="model")
     notation: Notation | None = None
     table = data.get("notation")
     if table is not None:
@@ -568,7 +588,7 @@ def _key_of(err: BpttCheckError, default: str) -> str:
     m = re.search(r"\bmodel\.([a-z_]+(?:\.[a-z_]+)?)", err.message)
     if m:
         return f"model.{m.group(1)}"
-    fields = {"steps": "steps", "loss_at": "loss_at", "h0": "h0", "biases": "biases"}
+    fields = {f: f for f in ("steps", "loss_at", "h0", "biases", "convention", "activation", "loss")}
     fields |= {f: f"sizes.{name}" for name, f in SIZE_KEYS.items()}
     m = re.search(r"\bmodel (\w+) = ", err.message)
     if m and m.group(1) in fields:
@@ -634,15 +654,23 @@ class Verifier:
         return sorted(outcomes, key=lambda o: o.index or 0)
 
 
-def verify(paths: Iterable[str | Path], *, settings: Settings | None = None) -> VerifyReport:
-    """Verify derivation files and folders of them (``*.toml``, recursively)."""
+def verify(
+    paths: Iterable[str | Path],
+    *,
+    settings: Settings | None = None,
+    model_changes: Mapping[str, Any] | None = None,
+) -> VerifyReport:
+    """Verify derivation files and folders of them (``*.toml``, recursively).
+
+    ``model_changes`` (RNN fields, e.g. ``{"steps": 4, "biases": True}``) override every file's ``[model]``.
+    """
     start = time.perf_counter()
     files, missing = find_files(paths)
     verifier = Verifier(settings)
     outcomes: list[ClaimOutcome] = list(missing)
     titles: dict[str, str] = {}
     for path in files:
-        f = load_file(path)
+        f = load_file(path, model_changes=model_changes)
         titles[f.path] = f.title
         outcomes += verifier.run_file(f)
     return VerifyReport(
@@ -671,6 +699,9 @@ def add_verify_command(subparsers: Any) -> None:
     v.add_argument("--json", action="store_true", help="print a JSON list, one object per claim")
     v.add_argument("--seed", type=int, default=0, help="seed of the sample points")
     v.add_argument("--no-details", action="store_true", help="do not print the full result of claims that fail")
+    from .cli import add_model_options
+
+    add_model_options(v, notation=False, overrides="[model] table of every file")
     v.set_defaults(run=cmd_verify)
 
 
@@ -678,7 +709,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Run ``bptt-check verify``: print the table (or JSON); return the exit code."""
     from .compare import Settings
 
-    report = verify(args.paths, settings=Settings(seed=args.seed))
+    from .cli import model_changes
+
+    report = verify(args.paths, settings=Settings(seed=args.seed), model_changes=model_changes(args))
     if args.json:
         print(report.to_json())
     elif report.files:

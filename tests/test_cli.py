@@ -100,3 +100,127 @@ def test_derive_latex(capsys):
 def test_selfcheck_one_model(capsys):
     code, out, _ = run(capsys, "selfcheck", "--steps", "2", "--sizes", "2,2,2", "--points", "2")
     assert code == 0, out
+
+
+# -- model options (issue 8): convention, biases, activation, loss; notations by name ----------------
+
+
+def test_column_convention_with_the_textbook_notation_by_name(capsys):
+    code, out, _ = run(capsys, "check", r"\boldsymbol{V} \boldsymbol{h}^{(1)} + \boldsymbol{c}", "--target", "o_1",
+                       "--convention", "column", "--biases", "--notation", "textbook")
+    assert code == 0, out
+    assert out.splitlines()[0] == "z_1: equivalent (score 1)"
+    assert "column vectors" in out and "biases" in out
+
+
+def test_the_row_layout_is_wrong_in_the_column_convention(capsys):
+    code, out, _ = run(capsys, "check", "h_1 @ W_hy", "--target", "z_1", "--convention", "column")
+    assert code == 2 and "invalid" in out.splitlines()[0]
+
+
+def test_min_char_rnn_notation_by_name(capsys):
+    code, out, _ = run(capsys, "check", "sum_{t=1}^{T} (ps_t - y_t) @ hs_t.T", "--target", "dL/dWhy",
+                       "--convention", "column", "--notation", "min-char-rnn")
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("spelling", ["squared-error", "squared_error", "Squared-Error"])
+def test_loss_option_accepts_dashes_and_underscores(capsys, spelling):
+    code, out, _ = run(capsys, "check", "yhat_1 - y_1", "--target", "dL/dz_1", "--loss", spelling, "--json")
+    assert code == 0
+    assert "squared error" in json.loads(out)["model"]
+
+
+def test_squared_error_loss_changes_the_truth(capsys):
+    forward = "L_1 = 1/2 * sum((h_1 @ W_hy - y_1)**2)"
+    assert run(capsys, "check", forward, "--loss", "squared-error")[0] == 0
+    assert run(capsys, "check", forward, "--loss", "cross-entropy")[0] == 1
+
+
+@pytest.mark.parametrize("activation, derivative", [("sigmoid", "h_2 * (1 - h_2)"), ("relu", "step(a_2)"),
+                                                    ("tanh", "(1 - h_2**2)")])
+def test_activation_option(capsys, activation, derivative):
+    answer = f"dL/dh_2 * {derivative}"
+    code, out, _ = run(capsys, "check", answer, "--target", "dL/da_2", "--activation", activation)
+    assert code == 0, out
+    other = "tanh" if activation != "tanh" else "sigmoid"
+    code, out, _ = run(capsys, "check", answer, "--target", "dL/da_2", "--activation", other)
+    assert code == 1, out
+
+
+def test_biases_can_be_turned_off(capsys):
+    code, out, _ = run(capsys, "check", "x_1 @ W_xh + h_0 @ W_hh + b_h", "--target", "a_1", "--biases", "--no-biases")
+    assert code == 2 and "no biases" in out
+    code, out, _ = run(capsys, "check", "x_1 @ W_xh + h_0 @ W_hh + b_h", "--target", "a_1", "--no-biases", "--biases")
+    assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["check", "h_1", "--target", "h_1", "--convention", "diagonal"],
+         "argument --convention: 'diagonal' is not a convention: use row or column"),
+        (["check", "h_1", "--target", "h_1", "--activation", "softplus"],
+         "argument --activation: 'softplus' is not a activation: use tanh or sigmoid or relu"),
+        (["derive", "--target", "dL/dW_hh", "--loss", "mse"],
+         "argument --loss: 'mse' is not a loss: use cross-entropy or squared-error"),
+        (["selfcheck", "--convention", "col"], "'col' is not a convention"),
+        (["verify", "derivations", "--activation", "gelu"], "'gelu' is not a activation"),
+        (["grade", "x.csv", "--question", "q.toml", "--loss", "hinge"], "'hinge' is not a loss"),
+        (["check", "h_1", "--target", "h_1", "--notation", "texbook"], "did you mean textbook?"),
+        (["check", "h_1", "--target", "h_1", "--loss", "squared-error", "--sizes", "2,2,0"], "output_size = 0"),
+    ],
+)
+def test_bad_model_options_are_one_line_and_exit_2(capsys, argv, fragment):
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert fragment in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_notation_file_may_use_a_built_in_notation(tmp_path, capsys):
+    table = tmp_path / "book.toml"
+    table.write_text('[notation]\nuse = "textbook"\nS = "yhat"\n')
+    code, out, _ = run(capsys, "check", "V h_1", "--target", "S_1", "--convention", "column", "--notation",
+                       str(table), "--loss", "squared-error")
+    assert code == 0, out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[notation]\nuse = "textbok"\n')
+    code, _, err = run(capsys, "check", "h_1", "--target", "h_1", "--notation", str(bad))
+    assert code == 2 and "did you mean 'textbook'" in err and str(bad) in err
+
+
+def test_derive_in_the_column_convention_with_sigmoid(capsys):
+    code, out, _ = run(capsys, "derive", "--target", "dL/dW_hh", "--convention", "column", "--activation", "sigmoid")
+    assert code == 0
+    assert "column vectors, sigmoid" in out.splitlines()[0]
+    assert "h_1 * (1 - h_1)" in out and "@ h_0.T" in out
+
+
+def test_selfcheck_one_model_with_the_new_options(capsys):
+    code, out, _ = run(capsys, "selfcheck", "--steps", "2", "--sizes", "2,3,2", "--points", "2", "--convention",
+                       "column", "--activation", "relu", "--loss", "squared-error", "--biases")
+    assert code == 0, out
+    assert "1 configuration" in out and "column" in out and "relu" in out
+
+
+def test_verify_overrides_every_files_model(tmp_path, capsys):
+    f = tmp_path / "general.toml"
+    f.write_text(
+        '[model]\nsteps = 2\n\n'
+        '[[claim]]\nname = "dL/dW_hh for any T"\ntarget = "dL/dW_hh"\n'
+        'expr = "sum_{t=1}^{T} h_{t-1}.T @ (dL/dh_t * (1 - h_t**2))"\nexpect = "equivalent"\n'
+    )
+    assert main(["verify", str(f)]) == 0
+    assert main(["verify", str(f), "--steps", "4", "--biases", "--sizes", "2,3,4"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(f), "--activation", "sigmoid", "--no-details"]) == 1
+    out = capsys.readouterr().out
+    assert "sigmoid" in out or "FAIL" in out
+    assert main(["verify", str(f), "--json", "--convention", "column"]) == 1  # the row layout is invalid there
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["verdict"] == "invalid" and "column vectors" in item["model"]

@@ -7,6 +7,7 @@ must get the verdict (and diagnosis) it expects.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -343,3 +344,137 @@ def test_every_seed_claim_cites_its_line() -> None:
         for chunk in chunks[:-1]:  # the text before each [[claim]] ends with its comment
             comment = [line for line in chunk.strip().splitlines() if line.startswith("#")][-1]
             assert "seed" in comment.lower(), (name, comment)
+
+
+# -- model breadth (issue 8): the textbook's BPTT, other activations and losses, min-char-rnn ------------
+
+
+def test_the_textbook_file_verifies_in_full_in_the_books_names(bundled: VerifyReport) -> None:
+    f = load_file(DERIVATIONS / "goodfellow_10_2_2.toml")
+    assert not f.problems
+    assert f.model.column and f.model.biases and f.model.steps == 3 and f.model.activation == "tanh"
+    assert f.model.loss == "cross_entropy" and f.notation is not None and f.notation.get("V") == "W_hy"
+    outcomes = [o for o in bundled.outcomes if Path(o.file).name == "goodfellow_10_2_2.toml"]
+    assert len(outcomes) == len(f.claims) >= 20 and all(o.ok for o in outcomes)
+    # one claim or more for every equation 10.17 to 10.28, in LaTeX, in the book's names
+    sources = " ".join(c.source for c in f.claims)
+    for eq in range(17, 29):
+        assert f"eq. 10.{eq}" in sources, eq
+    assert all(c.syntax == "latex" for c in f.claims)
+    texts = " ".join(c.text for c in f.claims)
+    for book in (r"\boldsymbol{V}^\top", r"\nabla_{\boldsymbol{o}^{(t)}} L", r"\boldsymbol{h}^{(t-1)\top}",
+                 r"\boldsymbol{x}^{(t)\top}", r"\nabla_{\boldsymbol{W}^{(t)}}", r"\operatorname{diag}", r"^{(\tau)}"):
+        assert book in texts, book
+    assert "W_" not in texts and "h_" not in texts  # no canonical names: the book's own
+
+
+def test_the_wrong_copy_of_10_26_is_diagnosed(bundled: VerifyReport) -> None:
+    o = _outcome(bundled, "goodfellow_10_2_2.toml", "10.26 copied without diag(1 - h^2)")
+    assert o.ok and o.result is not None and o.result.verdict == "not_equivalent"
+    assert "missing_activation_derivative" in {d.code for d in o.result.diagnoses}
+    assert o.result.counterexample is not None
+
+
+def test_the_textbook_forms_need_the_textbook_reading() -> None:
+    f = load_file(DERIVATIONS / "goodfellow_10_2_2.toml")
+    claim = next(c for c in f.claims if c.name.startswith("10.25"))
+    assert claim.reading == "either"
+    from bptt_check.derivations import Verifier
+
+    strict = Verifier().run(dataclasses.replace(claim, reading="total"))
+    assert strict.result is not None and strict.result.verdict == "not_equivalent"
+    assert "wrong_reading" in {d.code for d in strict.result.diagnoses}
+    credited = Verifier().run(claim)
+    assert credited.ok and any("textbook reading" in r.message for r in credited.result.readings)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "name, field, value, mistake",
+    [
+        ("activation_sigmoid.toml", "activation", "sigmoid", "wrong_activation_derivative"),
+        ("activation_relu.toml", "activation", "relu", "missing_activation_derivative"),
+        ("loss_squared_error.toml", "loss", "squared_error", "extra_factor"),
+        ("min_char_rnn.toml", "convention", "column", "missing_path"),
+    ],
+)
+def test_the_other_models_files(bundled: VerifyReport, name: str, field: str, value: str, mistake: str) -> None:
+    f = load_file(DERIVATIONS / name)
+    assert not f.problems and getattr(f.model, field) == value
+    outcomes = [o for o in bundled.outcomes if Path(o.file).name == name]
+    assert outcomes and all(o.ok for o in outcomes)
+    verdicts = [o.result.verdict for o in outcomes if o.result is not None]
+    assert verdicts.count("equivalent") >= 4 and "not_equivalent" in verdicts
+    assert any(c.diagnosis == mistake for c in f.claims)
+
+
+def test_the_min_char_rnn_file_uses_the_codes_names() -> None:
+    f = load_file(DERIVATIONS / "min_char_rnn.toml")
+    assert f.notation is not None and f.notation.get("Why") == "W_hy" and f.notation.get("ys") == "z"
+    assert any(c.target_text == "dL/dWhy" and "hs_t.T" in c.text for c in f.claims)
+
+
+MODEL_OPTIONS = '''
+[model]
+steps = 3
+convention = "column"
+activation = "relu"
+loss = "squared-error"
+biases = true
+
+[notation]
+use = "textbook"
+
+[[claim]]
+name = "o_2 in the book's names"
+latex = 'o^{(2)} = V h^{(2)} + c'
+expect = "equivalent"
+
+[[claim]]
+name = "the relu derivative through the copy of W"
+target = "dL/dW_hh"
+latex = '\\sum_t \\left(\\nabla_{h^{(t)}} L \\odot \\operatorname{step}\\left(a^{(t)}\\right)\\right) h^{(t-1)\\top}'
+expect = "equivalent"
+'''
+
+
+def test_a_model_table_carries_the_new_options_and_a_notation_its_built_in() -> None:
+    f = load_text(MODEL_OPTIONS, source="options.toml")
+    assert not f.problems
+    assert (f.model.convention, f.model.activation, f.model.loss, f.model.biases) == (
+        "column", "relu", "squared_error", True)
+    report = verify_text(f)
+    assert all(o.ok for o in report), [o.result.message if o.result else o.error for o in report]
+
+
+def verify_text(f):  # type: ignore[no-untyped-def]
+    from bptt_check.derivations import Verifier
+
+    return Verifier().run_file(f)
+
+
+@pytest.mark.parametrize(
+    "model, key, words",
+    [
+        ('convention = "diagonal"', "model.convention", ["model.convention", "'row' or 'column'"]),
+        ('activation = "gelu"', "model.activation", ["model.activation", "'relu'"]),
+        ('loss = "hinge"', "model.loss", ["model.loss", "'squared_error'"]),
+    ],
+)
+def test_a_bad_model_option_is_fatal_and_names_the_key(model: str, key: str, words: list[str]) -> None:
+    f = load_text(f"[model]\n{model}\n\n" + CLAIM_HEAD, source="bad.toml")
+    (problem,) = f.problems
+    assert problem.fatal and problem.key == key
+    for w in words:
+        assert w in problem.error
+
+
+def test_model_changes_override_the_files_model(tmp_path: Path) -> None:
+    f = load_text(GOOD, source="good.toml", model_changes={"steps": 4, "activation": "sigmoid"})
+    assert f.model.steps == 4 and f.model.activation == "sigmoid" and f.model.loss_at == "all"
+    bad = load_text(GOOD, source="good.toml", model_changes={"loss": "squared_error", "output_size": 0})
+    (problem,) = bad.problems
+    assert problem.fatal and "command line's model options" in problem.error
+    path = _write(tmp_path, "good.toml", GOOD)
+    report = verify([path], model_changes={"convention": "column", "biases": True})
+    assert report.ok, report.render(details=True)
+    assert all("column vectors" in (o.result.model if o.result else "") for o in report.outcomes)

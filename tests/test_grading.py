@@ -21,6 +21,7 @@ import pytest
 from bptt_check.errors import ConfigError, FileFormatError, InternalError, ParseError
 from bptt_check.grading import Grader, GradeResult, Question, Rubric, Submission, Summary, read_submissions, run_grade
 from bptt_check.grading.output import CSV_COLUMNS, gradescope_document, open_output
+from bptt_check.language import Notation
 from bptt_check.model import RNN
 from bptt_check.results import CheckResult, Diagnosis
 
@@ -644,3 +645,90 @@ def test_run_grade_in_the_library_writes_and_summarises(tmp_path: Path, question
     assert "1 duplicate graded once" in str(summary)
     again = run_grade(question, subs, out=out, jobs=1)
     assert (again.total, again.graded, again.resumed) == (3, 0, 3)
+
+
+# -- model options in question files and on the command line (issue 8) ---------------------------------
+
+COLUMN_QUESTION = '''
+title = "dL/dW in the textbook's names"
+target = '\\nabla_{W} L'
+
+[model]
+steps = 3
+convention = "column"
+biases = true
+activation = "tanh"
+loss = "cross-entropy"
+
+[notation]
+use = "textbook"
+'''
+
+COLUMN_RIGHT = r"\sum_t \operatorname{diag}\left(1 - \left(h^{(t)}\right)^2\right) \left(\nabla_{h^{(t)}} L\right) h^{(t-1)\top}"
+COLUMN_ROW_LAYOUT = "sum_{t=1}^{T} h_{t-1} @ (dL/dh_t * (1 - h_t**2)).T"
+
+
+def test_a_question_in_the_column_convention_grades_column_answers():
+    q = Question.from_toml(COLUMN_QUESTION, source="col.toml")
+    assert q.model == RNN(steps=3, convention="column", biases=True)
+    assert q.notation == {"use": "textbook"}
+    g = Grader(q)
+    try:
+        right = g.grade(COLUMN_RIGHT, id="book")
+        assert (right.verdict, right.score) == ("equivalent", 1.0), right.message
+        row = g.grade(COLUMN_ROW_LAYOUT, id="row")  # the row convention's layout: the transpose
+        assert row.verdict == "transposed", row.message
+        tanh_dropped = g.grade(r"\sum_t \left(\nabla_{h^{(t)}} L\right) h^{(t-1)\top}", id="slip")
+        assert tanh_dropped.verdict == "not_equivalent"
+        assert "missing_activation_derivative" in tanh_dropped.codes
+    finally:
+        g.close()
+
+
+@pytest.mark.parametrize(
+    "model, key",
+    [
+        ('convention = "col"', "model.convention"),
+        ('activation = "swish"', "model.activation"),
+        ('loss = "mse"', "model.loss"),
+    ],
+)
+def test_a_bad_model_option_in_a_question_names_the_key(tmp_path: Path, model: str, key: str):
+    path = tmp_path / "q.toml"
+    path.write_text(f'target = "dL/dW_hh"\n[model]\n{model}\n')
+    with pytest.raises(FileFormatError) as err:
+        Question.from_file(path)
+    assert str(path) in str(err.value) and key in str(err.value)
+
+
+def test_command_line_model_options_override_the_question(tmp_path: Path):
+    path = tmp_path / "q.toml"
+    path.write_text('target = "dL/dW"\n[model]\nsteps = 2\n[notation]\nW = "W_hh"\n')
+    q = Question.from_file(path, model_changes={"convention": "column", "activation": "relu"})
+    assert q.model == RNN(steps=2, convention="column", activation="relu")
+    assert q.notation == {"W": "W_hh"}
+    q2 = Question.from_file(path, notation={"use": "textbook"})
+    assert q2.notation == {"use": "textbook"} and q2.build_notation() == Notation.TEXTBOOK
+    with pytest.raises(FileFormatError, match="command line's model options"):
+        Question.from_file(path, model_changes={"loss": "squared_error", "output_size": 0})
+    with pytest.raises(FileFormatError, match="target"):  # the new notation must still name the target
+        Question.from_file(path, notation={"use": "seed"})
+
+
+def test_cli_grade_with_a_column_override(tmp_path: Path):
+    q = tmp_path / "q.toml"
+    q.write_text('target = "dL/dV"\n[model]\nsteps = 2\n')
+    subs = tmp_path / "class.jsonl"
+    subs.write_text(
+        json.dumps({"id": "col", "answer": r"\sum_t \left(\hat{y}^{(t)} - y^{(t)}\right) h^{(t)\top}"}) + "\n"
+        + json.dumps({"id": "row", "answer": "sum_{t=1}^{T} h_t.T @ (yhat_t - y_t)"}) + "\n"
+    )
+    run = subprocess.run(_cli("grade", "--question", q, subs, "--format", "jsonl", "--jobs", "1",
+                              "--convention", "column", "--notation", "textbook"),
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    rows = {r["id"]: r for r in map(json.loads, run.stdout.splitlines())}
+    assert rows["col"]["verdict"] == "equivalent" and rows["row"]["verdict"] == "invalid"
+    bad = subprocess.run(_cli("grade", "--question", q, subs, "--activation", "tan"),
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "'tan' is not a activation" in bad.stderr and "Traceback" not in bad.stderr

@@ -1070,3 +1070,272 @@ def test_a_superscript_at_the_end_is_a_clean_error(text):
 
     with pytest.raises(BpttCheckError):
         parse(text, RNN())
+
+
+# ---------------------------------------------------------------------------
+# Model breadth (issue 8): relu and step, Goodfellow's superscript steps,
+# parameter copies, built-in notations by name, node functions of the model
+# ---------------------------------------------------------------------------
+
+COLUMN = RNN(steps=3, input_size=2, hidden_size=3, output_size=4, biases=True, convention="column")
+TB = Notation.TEXTBOOK
+
+
+def PC(text: str, **kw: object):  # type: ignore[no-untyped-def]
+    """Parse in the textbook's column model with its notation."""
+    return parse(text, COLUMN, notation=kw.pop("notation", TB), **kw).expr  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "relu(a_1)",
+        r"\operatorname{relu}(a_1)",
+        r"\operatorname{ReLU}(a_1)",
+        r"\mathrm{ReLU}\left(a_1\right)",
+        r"\text{relu}(a_1)",
+        "ReLU(a_1)",
+    ],
+)
+def test_relu_in_both_syntaxes(text: str) -> None:
+    assert P(text) == Call("relu", (N("a", 1),), (1, 4))
+
+
+@pytest.mark.parametrize("text", ["step(a_1)", r"\operatorname{step}(a_1)", r"\mathrm{step}\left(a_1\right)"])
+def test_step_in_both_syntaxes(text: str) -> None:
+    assert P(text) == Call("step", (N("a", 1),), (1, 4))
+
+
+def test_relu_and_step_are_elementwise_and_round_trip() -> None:
+    e = P("dL/dh_1 * step(a_1) + relu(a_1 @ W_hh.T @ W_hh)")
+    assert e.shape == (1, 4)
+    assert P("relu(W_hh)").shape == (4, 4) and P("step(W_xh)").shape == (3, 4)
+    roundtrip(e)
+    assert to_plain(P("relu(a_1)")) == "relu(a_1)"
+    assert to_latex(P("step(a_1)")) == r"\operatorname{step}\left(a_{1}\right)"
+
+
+def test_relu_and_step_are_reserved_words_and_suggested() -> None:
+    with pytest.raises(ConfigError, match="reserved"):
+        Notation.from_table({"relu": "h"})
+    with pytest.raises(ConfigError, match="reserved"):
+        Notation.from_table({"step": "h"})
+    with pytest.raises(UnknownNameError, match="did you mean relu"):
+        parse("rleu", M)
+    with pytest.raises(ParseError, match="relu needs parentheses"):
+        parse("relu a_1", M)
+
+
+def test_max_points_to_relu() -> None:
+    with pytest.raises(ParseError) as err:
+        parse(r"\max(a_1, 0)", M)
+    assert r"\operatorname{relu}" in str(err.value)
+
+
+def test_sigma_is_the_sigmoid() -> None:
+    assert P(r"\sigma(a_1)") == P("sigmoid(a_1)") == P(r"\operatorname{sigmoid}(a_1)")
+    assert P(r"\sigma\left(a_1\right) \odot \left(1 - \sigma(a_1)\right)").shape == (1, 4)
+
+
+def test_goodfellow_superscript_steps() -> None:
+    assert PC(r"\boldsymbol{h}^{(2)}") == PC("h_2") == Name(Ref("h", 2), (3, 1))
+    assert PC(r"\hat{\boldsymbol{y}}^{(3)}") == PC("yhat_3")
+    assert PC(r"\boldsymbol{o}^{(1)}") == PC("z_1")
+    assert PC(r"\boldsymbol{x}^{(1)}") == PC("x_1")
+    assert PC(r"L^{(2)}") == PC("L_2")
+    assert PC(r"\sum_{t=1}^{T} \boldsymbol{h}^{(t)}") == PC("h_1 + h_2 + h_3")
+    assert PC(r"\sum_t \boldsymbol{h}^{(t-1)}") == PC("h_0 + h_1 + h_2")
+    assert PC(r"\nabla_{\boldsymbol{h}^{(2)}} L") == PC("dL/dh_2")
+    assert PC(r"\nabla_{\boldsymbol{o}^{(2)}} L") == PC("dL/dz_2")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r"\boldsymbol{h}^{(1)\top}",
+        r"h^{(1)T}",
+        r"h^{(1)^\top}",
+        r"h^{(1) \intercal}",
+        r"h^{(1)\mathsf{T}}",
+        r"\left(\boldsymbol{h}^{(1)}\right)^\top",
+        r"{\boldsymbol{h}^{(1)}}^\top",
+        r"\boldsymbol{h^{(1)\top}}",
+    ],
+)
+def test_a_step_superscript_may_carry_the_transpose(text: str) -> None:
+    assert PC(text) == Transpose(Name(Ref("h", 1), (3, 1)), (1, 3))
+
+
+def test_the_books_outer_products_with_transposed_superscripts() -> None:
+    e = PC(r"\sum_t \left(\nabla_{\boldsymbol{h}^{(t)}} L\right) \boldsymbol{h}^{(t-1)\top}")
+    assert e == PC("dL/dh_1 @ h_0.T + dL/dh_2 @ h_1.T + dL/dh_3 @ h_2.T")
+    assert e.shape == (3, 3)
+    # a transposed name followed by parentheses is a product, not a node function
+    assert PC(r"\boldsymbol{h}^{(1)\top}(\boldsymbol{h}^{(2)})") == PC("h_1.T @ h_2")
+
+
+def test_diag_of_one_minus_h_squared_is_elementwise_on_a_vector() -> None:
+    e = PC(r"\operatorname{diag}\left(1 - \left(\boldsymbol{h}^{(2)}\right)^2\right)")
+    assert e == PC("diag(1 - h_2**2)")
+    assert e.shape == (3, 3)
+    power = next(n for n in walk(e) if isinstance(n, Power))
+    assert not power.matrix and power.exponent == 2
+
+
+def test_tau_is_the_last_step() -> None:
+    assert PC(r"\boldsymbol{h}^{(\tau)}") == PC("h_3") == PC(r"h_\tau") == PC(r"h_{\tau}")
+    assert PC(r"h_{\tau - 1}") == PC("h_2")
+    assert PC(r"\sum_{t=1}^{\tau} h_t") == PC(r"\sum_{t=1}^\tau h_t") == PC("h_1 + h_2 + h_3")
+    assert PC(r"\nabla_{\boldsymbol{h}^{(\tau)}} L") == PC("dL/dh_3")
+
+
+def test_a_transpose_inside_a_partial_is_refused() -> None:
+    with pytest.raises(ParseError) as err:
+        PC(r"\nabla_{\boldsymbol{h}^{(1)\top}} L")
+    assert "transpose inside" in err.value.message and err.value.hint and "^\\top" in err.value.hint
+    with pytest.raises(ParseError, match="transpose inside"):
+        PC(r"\frac{\partial L}{\partial h^{(1)\top}}")
+
+
+def test_a_step_superscript_out_of_range_or_unbound() -> None:
+    with pytest.raises(UnknownNameError, match=r"h_4 \(h\^\{\(4\)\}\) is not a step"):
+        PC(r"h^{(4)}")
+    with pytest.raises(UnknownNameError, match=r"h\^\{\(t\)\}: the step t is not bound"):
+        PC(r"h^{(t)}")
+    with pytest.raises(UnknownNameError, match=r"unknown name hh\^\{\(2\)\} .*did you mean h_2"):
+        PC(r"hh^{(2)}", notation=None)
+
+
+def test_goodfellows_parameter_copies() -> None:
+    # W^{(t)} is the W used at step t: its value is W's
+    assert PC(r"\boldsymbol{W}^{(2)}") == PC("W_hh")
+    assert PC(r"W_{hh}^{(1)}", notation=None) == PC("W_hh")
+    # a partial with respect to a copy is read for a node of that step
+    assert PC(r"\frac{\partial \boldsymbol{h}^{(2)}}{\partial \boldsymbol{b}^{(2)}}") == PC("dh_2/db_h")
+    chain = PC(r"\frac{\partial L}{\partial \boldsymbol{h}^{(2)}} \nabla_{\boldsymbol{W}^{(2)}} \boldsymbol{h}^{(2)}")
+    assert chain == PC("dL/dh_2 * dh_2/dW_hh")
+    assert isinstance(chain, Chain)
+    with pytest.raises(ParseError) as err:
+        PC(r"\frac{\partial \boldsymbol{h}^{(2)}}{\partial \boldsymbol{W}^{(1)}}")
+    assert "copy of W used at step 1" in err.value.message
+    with pytest.raises(ParseError, match="L is not a node of step 2"):
+        PC(r"\nabla_{\boldsymbol{W}^{(2)}} L")
+    with pytest.raises(UnknownNameError, match=r"the copies are W\^\{\(1\)\} … W\^\{\(3\)\}"):
+        PC(r"W^{(4)}")
+    with pytest.raises(ParseError):
+        parse_target(r"\nabla_{W^{(2)}} L", COLUMN, notation=TB)
+
+
+def test_the_textbook_notation_in_its_column_model() -> None:
+    e = PC(r"\boldsymbol{c} + \boldsymbol{V} \boldsymbol{h}^{(2)}")
+    assert e == PC("b_y + W_hy @ h_2") and e.shape == (4, 1)
+    a = PC(r"\boldsymbol{b} + \boldsymbol{W} \boldsymbol{h}^{(1)} + \boldsymbol{U} \boldsymbol{x}^{(2)}")
+    assert a == PC("b_h + W_hh @ h_1 + W_xh @ x_2") and a.shape == (3, 1)
+
+
+def test_the_min_char_rnn_notation() -> None:
+    mc = Notation.MINCHAR
+    assert PC("Why @ hs_2 + by", notation=mc) == PC("W_hy @ h_2 + b_y")
+    assert PC("tanh(Wxh @ xs_1 + Whh @ hs_0 + bh)", notation=mc) == PC("tanh(W_xh @ x_1 + W_hh @ h_0 + b_h)")
+    assert PC("ps_2 - y_2", notation=mc) == PC("yhat_2 - y_2")
+    assert PC("dL/dys_2", notation=mc) == PC("dL/dz_2")  # min-char-rnn's ys are the logits
+    assert PC("sum_{t=1}^{T} (ps_t - y_t) @ hs_t.T", notation=mc).shape == (4, 3)
+    with pytest.raises(UnknownNameError) as err:
+        PC("hs[1]", notation=mc)
+    assert "hs_t" in (err.value.hint or "")
+    with pytest.raises(UnknownNameError) as err:
+        PC("dWhy", notation=mc)
+    assert "dL/dWhy" in (err.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    "name, notation",
+    [
+        ("seed", Notation.SEED),
+        ("SEED", Notation.SEED),
+        ("textbook", Notation.TEXTBOOK),
+        ("goodfellow", Notation.TEXTBOOK),
+        ("min-char-rnn", Notation.MINCHAR),
+        ("min_char_rnn", Notation.MINCHAR),
+        ("minchar", Notation.MINCHAR),
+    ],
+)
+def test_built_in_notations_by_name(name: str, notation: Notation) -> None:
+    assert Notation.named(name) == notation
+    assert Notation.from_table({"use": name}) == notation
+
+
+def test_an_unknown_built_in_notation_suggests_the_nearest() -> None:
+    with pytest.raises(ConfigError) as err:
+        Notation.named("texbook")
+    assert "did you mean 'textbook'" in (err.value.hint or "")
+    assert "min-char-rnn" in (err.value.hint or "")
+
+
+def test_a_notation_table_may_use_built_in_notations() -> None:
+    n = Notation.from_table({"use": "textbook", "t": "h"})
+    assert n == Notation.TEXTBOOK | Notation.from_table({"t": "h"})
+    # a list, later ones winning; the table's own aliases win over all
+    both = Notation.from_table({"use": ["seed", "textbook"]})
+    assert both.get("c") == "b_y" and both.get("t") == "h" and both.get("U") == "W_xh"
+    mine = Notation.from_table({"use": "textbook", "c": "L"})
+    assert mine.get("c") == "L"
+    with pytest.raises(FileFormatError, match=r"q.toml: \[notation\] use: 'textbok' is not a built-in notation"):
+        Notation.from_table({"use": "textbok"}, source="q.toml")
+    with pytest.raises(ConfigError, match="must name a built-in notation"):
+        Notation.from_table({"use": 3})
+    with pytest.raises(ConfigError, match="must name a built-in notation"):
+        Notation.from_table({"use": []})
+    with pytest.raises(ConfigError, match="reserved"):
+        Notation((("use", "h"),))
+
+
+@pytest.mark.parametrize(
+    "changes, node, func",
+    [
+        ({"activation": "sigmoid"}, "t_1", "sigmoid"),
+        ({"activation": "relu"}, "t_1", "relu"),
+        ({"loss": "squared_error"}, "s_1", "identity"),
+        ({"loss": "squared_error"}, "c_1", "squared_error"),
+        ({}, "c_1", "cross_entropy"),
+    ],
+)
+def test_node_function_application_follows_the_model(changes: dict, node: str, func: str) -> None:
+    model = M345.replace(**changes)
+    assert model.node_function({"t": "h", "s": "yhat", "c": "L"}[node[0]]) == func
+    arg = {"t": "a_1", "s": "z_1", "c": "yhat_1"}[node[0]]
+    e = parse(f"{node}({arg})", model, notation=SEED).expr
+    assert isinstance(e, Apply) and e.node == {"t": Ref("h", 1), "s": Ref("yhat", 1), "c": Ref("L", 1)}[node[0]]
+    assert to_plain(e) == f"{e.node}({arg})"
+    if node[0] != "c":  # L_1(anything else) is a scalar times it
+        # a wrong argument shape: the message names the model's function
+        with pytest.raises(ShapeError) as err:
+            parse(f"{node}(W_xh)", model, notation=SEED)
+        assert f"applies {func} to a" in (err.value.hint or "")
+
+
+def test_node_functions_in_the_column_convention() -> None:
+    e = parse("t_1(W_xh @ x_1 + W_hh @ h_0)", RNN(convention="column"), notation=SEED).expr
+    assert isinstance(e, Apply) and e.shape == (2, 1)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [("max(a_1, 0)", "write relu(u)"), ("heaviside(a_1)", "write step(u)"), ("H (a_1)", "write step(u)")],
+)
+def test_functions_people_reach_for_point_to_relu_and_step(text: str, fragment: str) -> None:
+    with pytest.raises(UnknownNameError) as err:
+        parse(text, M)
+    assert fragment in (err.value.hint or "")
+    with pytest.raises(UnknownNameError) as plain:
+        parse("H", M)
+    assert "step(u)" not in (plain.value.hint or "")
+
+
+def test_a_notation_may_be_given_by_name() -> None:
+    assert parse("V h_1", COLUMN, notation="textbook").expr == PC("W_hy @ h_1")
+    assert parse_target("dL/dWhy", COLUMN, notation="min-char-rnn") == Target(Ref("L"), Ref("W_hy"))
+    with pytest.raises(ConfigError, match="not a built-in notation"):
+        parse("h_1", M, notation="goodfelow")
+    with pytest.raises(ConfigError, match="must be a Notation"):
+        parse("h_1", M, notation=3)  # type: ignore[arg-type]

@@ -15,7 +15,12 @@ from bptt_check.errors import BpttCheckError
 from bptt_check.language import Notation, parse, parse_target, to_latex, to_plain
 from bptt_check.model import RNN
 
-MODELS = [RNN(), RNN(input_size=3, hidden_size=4, output_size=5, steps=3, biases=True)]
+MODELS = [
+    RNN(),
+    RNN(input_size=3, hidden_size=4, output_size=5, steps=3, biases=True),
+    RNN(input_size=2, hidden_size=3, output_size=4, steps=3, biases=True, convention="column", activation="relu",
+        loss="squared_error"),
+]
 TIME_LIMIT = 1.0  # CPU seconds (time.process_time): robust to other processes on the machine
 
 FUZZ = settings(
@@ -23,6 +28,13 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm() -> None:
+    """Load lark's tables (an import and a compile, once per process) before anything runs under nothing_executed."""
+    for model in MODELS:
+        parse("h_1", model)
 
 
 def _forbidden(*args: object, **kwargs: object) -> None:
@@ -101,6 +113,10 @@ PIECES = [
     # functions
     "tanh(", "sigmoid(", "exp(", "log(", "softmax(", "sech(", "diag(", "sum(", "outer(", "ones(", r"\tanh", r"\log",
     r"\operatorname{diag}", r"\mathrm{softmax}", r"\sigma", r"\exp", "tanh",
+    "relu(", "step(", "ReLU", r"\operatorname{relu}", r"\mathrm{ReLU}", r"\operatorname{step}", r"\max",
+    # Goodfellow's superscript steps, tau and parameter copies
+    "h^{(t)}", r"h^{(t-1)\top}", r"\boldsymbol{h}^{(2)T}", "^{(2)}", "^{(t)}", r"^{(1)\top}", r"\tau", r"h^{(\tau)}",
+    r"h_\tau", "W^{(1)}", "W_{hh}^{(2)}", r"\nabla_{W_{hh}^{(1)}} h_1", r"\nabla_{h^{(1)\top}} L", "^{(", ")}",
     # junk
     "__import__('os')", ".system('x')", "lambda", "\x00", "\u2603", "\ud7ff", "\\", r"\foo", r"\begin{split}",
 ]
@@ -161,6 +177,10 @@ HOSTILE = [
     "sum_{t=1}^{" + "9" * 19_000 + "} h_t",
     "W_{" + "h" * 19_000 + "}",
     "x" * 20_000,
+    r"h^{(1)\top}" * 1_800,
+    "h" + "^{(1)}" * 3_000,
+    r"h_{\tau" + "-1" * 9_000 + "}",
+    "relu(" * 70 + "a_1" + ")" * 70,
 ]
 
 

@@ -10,11 +10,12 @@ one line by ``cli.main``), 130 when interrupted (what was graded is kept).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from .batch import BatchStats, default_jobs, grade_stream
 from .grader import Grader
@@ -29,7 +30,7 @@ EXIT_OK = 0
 
 def add_grade_command(subparsers: Any) -> None:
     """Add ``grade`` to the ``bptt-check`` sub-commands (an ``argparse`` subparsers object)."""
-    from ..cli import _positive_int
+    from ..cli import _positive_int, add_model_options
 
     g = subparsers.add_parser(
         "grade",
@@ -53,11 +54,14 @@ def add_grade_command(subparsers: Any) -> None:
                    help="seconds per answer (default: the rubric's budget, 10)")
     g.add_argument("--restart", action="store_true",
                    help="discard the results already in --out and grade everything again")
+    add_model_options(g, overrides="question's [model]; --notation replaces its [notation]")
     g.set_defaults(run=cmd_grade)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
     """Run ``bptt-check grade``; print the summary; return the exit code."""
+    from ..cli import model_changes, notation_table
+
     summary = run_grade(
         args.question,
         args.submissions,
@@ -67,6 +71,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         budget=args.budget,
         restart=args.restart,
         progress=sys.stderr.isatty(),
+        model_changes=model_changes(args),
+        notation=notation_table(args),
     )
     to = sys.stdout if args.out is not None or format_for(None, args.format) == "gradescope" else sys.stderr
     print(summary, file=to)
@@ -84,6 +90,8 @@ def run_grade(
     restart: bool = False,
     progress: bool = False,
     warn: Callable[[str], None] | None = None,
+    model_changes: Mapping[str, Any] | None = None,
+    notation: Mapping[str, Any] | None = None,
 ) -> Summary:
     """Grade a submissions file into ``out`` (resuming it), and return the summary of all its results.
 
@@ -92,6 +100,8 @@ def run_grade(
     started first, so that it loads sympy and jax while this process reads
     the question, the submissions and the results already in ``out``; up to
     ``jobs`` workers (default: one per core) are used, started as they pay.
+    ``model_changes`` (RNN fields) override the question's model and
+    ``notation`` (a ``[notation]`` table) replaces its notation.
     """
     start = time.perf_counter()
     jobs = jobs or default_jobs()
@@ -99,7 +109,14 @@ def run_grade(
     spare = prestart(1)
     try:
         if not isinstance(question, Question):
-            question = Question.from_file(question)
+            question = Question.from_file(question, model_changes=model_changes, notation=notation)
+        elif model_changes or notation is not None:
+            question = dataclasses.replace(
+                question,
+                model=question.model.replace(**(model_changes or {})),
+                notation=dict(notation) if notation is not None else question.notation,
+            )
+            question.validate()
         if budget is not None:
             question = question.with_budget(budget)
         grader = Grader(question)

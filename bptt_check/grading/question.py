@@ -11,8 +11,12 @@ A question file is TOML (read with :mod:`tomllib`)::
     sizes = { input = 2, hidden = 2, output = 2 }
     h0 = "input"                         # or "zeros"
     biases = false
+    convention = "row"                   # or "column" (a_t = W_xh x_t + W_hh h_{t-1}, column vectors)
+    activation = "tanh"                  # or "sigmoid", "relu"
+    loss = "cross-entropy"               # or "squared-error" (a linear output)
 
     [notation]                           # optional: alias = canonical family
+    use = "textbook"                     # optional: start from built-in notations (seed, textbook, min-char-rnn)
     t = "h"
 
     [rubric]                             # optional; every key has a default
@@ -32,6 +36,10 @@ A question file is TOML (read with :mod:`tomllib`)::
 
 Unknown keys, wrong types and a missing ``target`` are
 :class:`~bptt_check.errors.FileFormatError` naming the file and the key.
+
+``bptt-check grade`` may override the file: its model options change the
+``[model]`` field by field, and ``--notation`` replaces ``[notation]``
+(:meth:`Question.from_file`'s ``model_changes`` and ``notation``).
 """
 
 from __future__ import annotations
@@ -262,8 +270,14 @@ class Question:
     # -- loading ------------------------------------------------------------------
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Question":
-        """Read and validate a question file (TOML)."""
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        model_changes: Mapping[str, Any] | None = None,
+        notation: Mapping[str, Any] | None = None,
+    ) -> "Question":
+        """Read and validate a question file (TOML); ``model_changes`` and ``notation`` override it (see :meth:`from_dict`)."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -271,20 +285,39 @@ class Question:
             raise FileFormatError(f"cannot read question file {path}: {err.strerror or err}") from None
         except UnicodeDecodeError:
             raise FileFormatError(f"{path}: not UTF-8 text") from None
-        return cls.from_toml(text, source=str(path))
+        return cls.from_toml(text, source=str(path), model_changes=model_changes, notation=notation)
 
     @classmethod
-    def from_toml(cls, text: str, *, source: str = "<question>") -> "Question":
+    def from_toml(
+        cls,
+        text: str,
+        *,
+        source: str = "<question>",
+        model_changes: Mapping[str, Any] | None = None,
+        notation: Mapping[str, Any] | None = None,
+    ) -> "Question":
         """Parse and validate the text of a question file."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise FileFormatError(f"{source}: not valid TOML: {err}") from None
-        return cls.from_dict(data, source=source)
+        return cls.from_dict(data, source=source, model_changes=model_changes, notation=notation)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<question>") -> "Question":
-        """Build and validate a question from the parsed TOML document."""
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str = "<question>",
+        model_changes: Mapping[str, Any] | None = None,
+        notation: Mapping[str, Any] | None = None,
+    ) -> "Question":
+        """Build and validate a question from the parsed TOML document.
+
+        ``model_changes`` (RNN fields, e.g. ``{"convention": "column"}``) override
+        the ``[model]`` table field by field; ``notation`` (a ``[notation]``
+        table) replaces the file's. Both come from ``bptt-check grade``'s options.
+        """
         allowed = ("target", "title", "model", "notation", "rubric")
         for key in data:
             if key not in allowed:
@@ -308,8 +341,15 @@ class Question:
             rubric = Rubric.from_table(tables["rubric"])
         except ConfigError as err:
             raise FileFormatError(f"{source}: {err.message}", hint=err.hint) from None
-        notation = dict(tables["notation"]) or None
-        question = cls(target=target, model=model, notation=notation, rubric=rubric, title=title, source=source)
+        if model_changes:
+            try:
+                model = model.replace(**model_changes)
+            except ConfigError as err:
+                raise FileFormatError(
+                    f"{source}: with the command line's model options: {err.message}", hint=err.hint
+                ) from None
+        table = dict(notation) if notation is not None else dict(tables["notation"])
+        question = cls(target=target, model=model, notation=table or None, rubric=rubric, title=title, source=source)
         question.validate()
         return question
 

@@ -5,7 +5,8 @@ Entry points::
     parse(text, model, notation=None, syntax="auto") -> Parsed
     parse_target(text, model, notation=None, syntax="auto") -> Target
     to_plain(expr) / to_latex(expr) -> str
-    Notation.from_table({...}), Notation.SEED, Notation.TEXTBOOK
+    Notation.from_table({...}), Notation.SEED, Notation.TEXTBOOK, Notation.MINCHAR,
+    Notation.named("textbook")
 
 Pipeline: :mod:`.parser` (limit pre-checks; :mod:`.lexer` tokens → lark LALR
 with ``expression.lark``) → :mod:`.resolve` (names via :mod:`.names`, sums,
@@ -38,7 +39,7 @@ from .ast import (
     children,
     walk,
 )
-from .names import Names, NameSpec, Notation, suggest
+from .names import BUILTIN_NAMES, Names, NameSpec, Notation, is_builtin_notation, suggest
 from .parser import Syntax, detect_syntax, parse_raw, precheck
 from .printer import format_number, to_latex, to_plain
 from .resolve import Resolver, fmt_shape
@@ -50,6 +51,8 @@ __all__ = [
     "to_plain",
     "to_latex",
     "Notation",
+    "BUILTIN_NAMES",
+    "is_builtin_notation",
     "detect_syntax",
     "format_number",
     "fmt_shape",
@@ -76,11 +79,16 @@ __all__ = [
 SyntaxChoice = Literal["auto", "plain", "latex"]
 
 
-def _run(text: str, model: RNN, notation: Notation | None, syntax: str, allow_tensor: bool) -> Parsed:
+def _run(text: str, model: RNN, notation: Notation | str | None, syntax: str, allow_tensor: bool) -> Parsed:
     if not isinstance(model, RNN):
         raise ConfigError(f"expected an RNN model, not {type(model).__name__}")
+    if isinstance(notation, str):
+        notation = Notation.named(notation)  # a built-in notation by name: "textbook"
     if notation is not None and not isinstance(notation, Notation):
-        raise ConfigError(f"notation must be a Notation, not {type(notation).__name__}", hint="use Notation.from_table({...})")
+        raise ConfigError(
+            f"notation must be a Notation, not {type(notation).__name__}",
+            hint="use Notation.from_table({...}) or a built-in name: " + ", ".join(BUILTIN_NAMES),
+        )
     if syntax not in ("auto", "plain", "latex"):
         raise ConfigError(f"syntax = {syntax!r} is invalid", hint="use 'auto', 'plain' or 'latex'")
     text = precheck(text)
@@ -96,10 +104,12 @@ def parse(
     text: str,
     model: RNN,
     *,
-    notation: Notation | None = None,
+    notation: Notation | str | None = None,
     syntax: SyntaxChoice = "auto",
 ) -> Parsed:
     """Parse an expression (or ``lhs = rhs``) into the typed, shaped AST.
+
+    ``notation`` is a :class:`Notation` or a built-in one's name (``"textbook"``).
 
     ``syntax="auto"`` reads LaTeX when the text has a backslash (or a ``$``).
     Raises a :class:`~bptt_check.errors.ExpressionError` subclass (with the
@@ -124,7 +134,7 @@ def parse_target(
     text: str,
     model: RNN,
     *,
-    notation: Notation | None = None,
+    notation: Notation | str | None = None,
     syntax: SyntaxChoice = "auto",
 ) -> Target:
     """Parse a target: a partial (``dL/dW_hy``, ``dL/dW_hy[0,0]``, ``\\frac{\\partial L}{\\partial W_{hy}^{00}}``)

@@ -20,7 +20,7 @@ from ..model import Ref
 
 Shape = tuple[int, ...]
 BinaryOp = Literal["+", "-", "*", "/", "@"]
-FUNCTIONS = ("tanh", "sigmoid", "exp", "log", "sech", "softmax", "diag", "sum", "outer", "ones")
+FUNCTIONS = ("tanh", "sigmoid", "relu", "step", "exp", "log", "sech", "softmax", "diag", "sum", "outer", "ones")
 """The whitelist of functions an expression may call (SPEC §4)."""
 
 
@@ -85,7 +85,9 @@ class Transpose:
 class Call:
     """A whitelisted function (see :data:`FUNCTIONS`).
 
-    Elementwise: tanh sigmoid exp log sech. ``softmax`` acts on a vector.
+    Elementwise: tanh sigmoid relu step exp log sech; ``relu(u)`` is max(u, 0)
+    and ``step(u)`` the Heaviside step (1 where u > 0, else 0: relu's
+    derivative). ``softmax`` acts on a vector.
     ``diag`` of a vector is the diagonal matrix, of a square matrix its diagonal
     as a row. ``sum`` adds every entry (1×1). ``outer(u, v)`` is the n×m matrix
     ``u_i v_j`` of two vectors. ``ones(r, c)`` (or ``ones(n)`` = 1×n) takes
@@ -101,9 +103,13 @@ class Call:
 class Apply:
     """The function that produces a node, applied to an argument (SPEC §3).
 
-    ``t_1(u)`` with ``t`` aliased to ``h`` is ``tanh(u)``; ``s_2(v)`` is
-    ``softmax(v)``; ``c_2(p)`` is the cross-entropy ``-sum(y_2 * log(p))``
-    of step 2's target against ``p``. ``node`` is the node's Ref.
+    The function is the model's (:meth:`bptt_check.model.RNN.node_function`):
+    with the seed's model, ``t_1(u)`` with ``t`` aliased to ``h`` is
+    ``tanh(u)``, ``s_2(v)`` is ``softmax(v)`` and ``c_2(p)`` is the
+    cross-entropy ``-sum(y_2 * log(p))`` of step 2's target against ``p``;
+    a sigmoid or relu model's ``h_1(u)`` is that activation, and a
+    squared-error model's ``yhat_2(v)`` is ``v`` and ``L_2(p)`` is
+    ``1/2 sum((p - y_2)**2)``. ``node`` is the node's Ref.
     """
 
     node: Ref

@@ -6,8 +6,9 @@ lexer cannot do cleanly, so that the grammar stays small and conflict-free:
 
 * **names** with their subscripts and styling become one ``NAME`` token:
   ``W_hy``, ``W_{hy}``, ``\mathbf{W}_{hy}``, ``h_{t-1}``, ``\hat{y}_t``,
-  ``\hat y_{t}``, ``L_{total}``, Goodfellow's ``h^{(t)}``, and ``W_{hy}^{00}``
-  (a two-digit superscript on a name is an element index). A name directly
+  ``\hat y_{t}``, ``L_{total}``, Goodfellow's ``h^{(t)}`` (``\tau`` in a step is
+  the last step T; ``h^{(t-1)\top}`` is the name and a ``TRANSPOSE``), and
+  ``W_{hy}^{00}`` (a two-digit superscript on a name is an element index). A name directly
   followed by ``(`` is a ``NAME_CALL`` (``t_1(u)``: a node function applied, or
   a product — the resolver decides by shape);
 * **partials** are one ``PARTIAL`` token (``dA/dB`` is a unit, so
@@ -92,6 +93,9 @@ CLOSERS = {v: k for k, v in OPENERS.items()}
 FUNCTION_WORDS = {
     "tanh": "tanh",
     "sigmoid": "sigmoid",
+    "relu": "relu",
+    "ReLU": "relu",
+    "step": "step",
     "exp": "exp",
     "log": "log",
     "ln": "log",
@@ -131,7 +135,9 @@ _BOUND = re.compile(r"(?:([0-9]{1,6})|([A-Za-z])(?:([+-])([0-9]{1,6}))?)\Z")
 _BRACE_SCAN = re.compile(r"\\.|[{}]", re.DOTALL)
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 _SPACES = re.compile(r"\s+|\\[,;!:]")
-_STEP_SUPERSCRIPT = re.compile(r"\((.+)\)")
+_STEP_SUPERSCRIPT = re.compile(r"\(([^()]+)\)(.*)")
+_TAU = re.compile(r"\\tau(?![A-Za-z])")
+"""Goodfellow's τ, the last step: ``h^{(\tau)}`` is ``h_T``."""
 _INDEX_SUPERSCRIPT = re.compile(r"([0-9])([0-9])|([0-9]{1,6}),([0-9]{1,6})")
 _SUM_INDEX = re.compile(r"([A-Za-z])(?:=(.+))?")
 _PLAIN_SCRIPT = re.compile(r"[0-9]+|[A-Za-z]")
@@ -167,6 +173,8 @@ class Lexer:
         self._emitted = 0
         self._last_type: str | None = None
         self._brace_ends: dict[int, int] | None = None
+        self._transpose: tuple[int, int] | None = None
+        """The span of a transpose read with a name's step superscript (``h^{(t)\top}``), until emitted."""
 
     # -- helpers -------------------------------------------------------------
 
@@ -436,13 +444,28 @@ class Lexer:
         return k + 1 if k < self.n else k
 
     def _name_token(self, i: int) -> tuple[list[Tok], int]:
+        self._transpose = None
         got = self._scan_name(i)
         if got is None:
             raise self._error("a name was expected here", i)
         spec, j = got
         self.check_name(spec)
+        transpose, self._transpose = self._transpose, None
+        if transpose is not None:  # h^{(t)\top}: the step and a transpose in one superscript
+            start, end = transpose
+            return [self._tok("NAME", i, start, spec), self._tok("TRANSPOSE", start, max(end, j))], max(end, j)
         kind = "NAME_CALL" if self._opens_paren(j) else "NAME"
         return [self._tok(kind, i, j, spec)], j
+
+    def _no_transpose(self, what: str) -> None:
+        """Refuse a step superscript with a transpose (``h^{(t)\top}``) where only a name may stand."""
+        transpose, self._transpose = self._transpose, None
+        if transpose is not None:
+            raise self._error(
+                f"a transpose inside {what}",
+                transpose[0],
+                r"a partial's names carry no transpose: transpose the partial, (\nabla_{h^{(t)}} L)^\top",
+            )
 
     # -- names -------------------------------------------------------------
 
@@ -458,12 +481,16 @@ class Lexer:
                 sub, j = self._subscript(j)
                 parts.append(sub)
                 continue
-            if c == "^":
+            if c == "^" and self._transpose is None:
                 got = self._name_superscript(j)
                 if got is not None:
                     kind, value, k = got
-                    if kind == "step":
-                        parts.append(value)  # type: ignore[arg-type]
+                    if kind in ("step", "step_transpose"):
+                        parts.append(f"({value})")  # a step written as Goodfellow's superscript
+                        if kind == "step_transpose":
+                            self._transpose = (j, k)
+                            j = k
+                            break
                         j = k
                         continue
                     if index is None:
@@ -517,7 +544,7 @@ class Lexer:
         k = self._skip_simple(j + 1)
         if self._at(k) == "{":
             end = self._match_brace(k)
-            content = _UNWRAP.sub("", self.text[k + 1 : end - 1])
+            content = _TAU.sub("T", _UNWRAP.sub("", self.text[k + 1 : end - 1]))
             if not _SUB_CONTENT.match(content):
                 raise self._error(
                     f"_{{{clip(self.text[k + 1:end - 1].strip(), 40)}}} is not a subscript of a name",
@@ -527,11 +554,15 @@ class Lexer:
             return content, end
         m = (_LATEX_SUB if self.latex else _PLAIN_SUB).match(self.text, k)
         if m is None:
+            tau = _TAU.match(self.text, k) if self.latex else None
+            if tau is not None:
+                return "T", tau.end()
             raise self._error("a subscript must follow _", j, "write h_1, W_hy, h_{t-1}")
         return m.group(0), m.end()
 
     def _name_superscript(self, j: int) -> tuple[str, object, int] | None:
-        """``^{(t)}`` (a step, Goodfellow's h^{(t)}) or ``^{00}`` / ``^{0,1}`` (an element index) on a name."""
+        """A superscript on a name: ``^{(t)}`` (a step, Goodfellow's h^{(t)}; ``^{(t)\top}`` a step and a
+        transpose, his h^{(t-1)\top}) or ``^{00}`` / ``^{0,1}`` (an element index)."""
         k = self._skip_simple(j + 1)
         if self._at(k) != "{":
             return None
@@ -539,9 +570,14 @@ class Lexer:
         content = _SPACES.sub("", self.text[k + 1 : end - 1])
         m = _STEP_SUPERSCRIPT.fullmatch(content)
         if m:
-            step = _UNWRAP.sub("", m.group(1))
-            if _SUB_CONTENT.match(step):
+            step = _TAU.sub("T", _UNWRAP.sub("", m.group(1)))
+            if not _SUB_CONTENT.match(step):
+                return None
+            rest = m.group(2).replace("{", "").replace("}", "")
+            if not rest:
                 return "step", step, end
+            if rest.removeprefix("^") in _TRANSPOSE_WORDS:
+                return "step_transpose", step, end
             return None
         m = _INDEX_SUPERSCRIPT.fullmatch(content)
         if m:
@@ -573,7 +609,7 @@ class Lexer:
                 return k + 3
         return None
 
-    def _partial_operand(self, j: int) -> tuple[NameSpec, int] | None:
+    def _partial_operand(self, j: int, *, required: bool = True) -> tuple[NameSpec, int] | None:
         """A partial's numerator or denominator: a name (optionally indexed), or one in parentheses."""
         close = None
         if self._at(j) == "(":
@@ -583,6 +619,11 @@ class Lexer:
             if cmd and cmd[0] == "left" and self._at(self._skip_simple(cmd[1])) == "(":
                 close, j = "right", self._skip(self._skip_simple(cmd[1]) + 1)
         got = self._scan_name(j, allow_index=True)
+        if required:
+            self._no_transpose("a partial")
+        elif self._transpose is not None:
+            self._transpose = None
+            return None
         if got is None:
             return None
         spec, k = got
@@ -611,7 +652,7 @@ class Lexer:
                     "(dL/dW_hy[0,0], d(yhat_1[0])/d(z_1))",
                 )
 
-        num = self._partial_operand(self._skip(sym_end))
+        num = self._partial_operand(self._skip(sym_end), required=required)
         if num is None:
             fail("the numerator of a partial must be a name", self._skip(sym_end))
             return None
@@ -624,7 +665,7 @@ class Lexer:
         if sym2 is None:
             fail("the denominator of a partial must start with ∂ (or d)", j)
             return None
-        den = self._partial_operand(self._skip(sym2))
+        den = self._partial_operand(self._skip(sym2), required=required)
         if den is None:
             fail("the denominator of a partial must be a name", self._skip(sym2))
             return None
@@ -651,7 +692,7 @@ class Lexer:
                 j,
                 r"put the name inside: \frac{\partial L}{\partial W_{hy}}",
             )
-        got = self._partial_operand(after)
+        got = self._partial_operand(after, required=strict)
         if got is None or self._skip(got[1]) != end - 1:
             if strict:
                 raise self._error(
@@ -699,11 +740,13 @@ class Lexer:
         if self._at(k) == "{":
             end = self._match_brace(k)
             got = self._scan_name(self._skip(k + 1), allow_index=True)
+            self._no_transpose(r"the subscript of \nabla")
             if got is None or self._skip(got[1]) != end - 1:
                 raise self._error(r"the subscript of \nabla must be a name", k, hint)
             den = got[0]
         else:
             got = self._scan_name(k, allow_index=True)
+            self._no_transpose(r"the subscript of \nabla")
             if got is None:
                 raise self._error(r"the subscript of \nabla must be a name", k, hint)
             den, end = got
@@ -751,10 +794,14 @@ class Lexer:
         j = self._skip_simple(k + 1)
         if self._at(j) == "{":
             end = self._match_brace(j)
-            return _UNWRAP.sub("", self.text[j + 1 : end - 1]), end
+            content = _UNWRAP.sub("", self.text[j + 1 : end - 1])
+            return (_TAU.sub("T", content) if self.latex else content), end
         if self.latex:
             if j >= self.n:
                 raise self._error("a script is missing", k)
+            tau = _TAU.match(self.text, j)
+            if tau is not None:
+                return "T", tau.end()
             return self.text[j], j + 1
         m = _PLAIN_SCRIPT.match(self.text, j)
         if m is None:
@@ -791,7 +838,7 @@ class Lexer:
                 if m is None:
                     raise self._error(r"^{\circ k} needs a whole number k", i, r"e.g. W_{hh}^{\circ 2}")
                 return [self._tok("HPOW", i, end, int(m.group(2)) * (-1 if m.group(1) == "-" else 1))], end
-            if content.startswith("(") and content.endswith(")"):
+            if content.startswith("(") and (content.endswith(")") or _STEP_SUPERSCRIPT.fullmatch(content)):
                 raise self._error("a step superscript ^{(t)} must follow a name", i, "write h^{(t)} or h_t")
             if content in ("\\prime", "'"):
                 raise self._error("' is not a transpose", i, r"use ^T or ^\top for a transpose")
@@ -861,7 +908,9 @@ class Lexer:
                 word = self.text[k + 1 : end - 1].strip()
                 if word in LATEX_FUNCTIONS and name in _OPERATOR_WRAPPERS | {"mathbf"}:
                     return self._function(LATEX_FUNCTIONS[word], i, end)
-            if self._scan_base(i) is not None:
+            base = self._scan_base(i)
+            self._transpose = None
+            if base is not None:
                 return self._name_token(i)
             if name in _HAT:
                 raise self._error(f"\\{name} must be over a letter", i, r"write \hat{y}_t")
@@ -874,7 +923,9 @@ class Lexer:
             raise self._error("' is not a transpose", i, r"use ^T or ^\top for a transpose")
         if name in ("cdots", "ldots", "dots", "dotsb", "dotsc", "vdots"):
             raise self._error(f"\\{name} is not supported", i, r"write the terms out, or use \sum_{t=1}^{T}")
-        if name in ("prod", "int", "lim", "max", "min", "sqrt"):
+        if name == "max":
+            raise self._error(r"\max is not supported", i, r"for max(u, 0) write \operatorname{relu}(u)")
+        if name in ("prod", "int", "lim", "min", "sqrt"):
             raise self._error(f"\\{name} is not supported", i)
         if name == "\\":
             raise self._error(r"a line break \\ inside an expression", i, "check one equation at a time")

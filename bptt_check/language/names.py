@@ -3,8 +3,9 @@
 A name as written is read by the lexer into a :class:`NameSpec`: its *parts*
 (the base and each subscript, braces and styling removed: ``W_{hy}`` →
 ``("W", "hy")``, ``\\hat{y}_{t-1}`` → ``("yhat", "t-1")``, ``h^{(t)}`` →
-``("h", "t")``) and an optional element index (``W_{hy}^{00}``). This module
-turns parts into a :class:`~bptt_check.model.Ref`:
+``("h", "(t)")``, a step superscript keeping its parentheses) and an optional
+element index (``W_{hy}^{00}``). This module turns parts into a
+:class:`~bptt_check.model.Ref`:
 
 1. the whole spelling (``"_".join(parts)``) as a parameter (``W_hy``), a
    parameter alias of the notation (``U`` → ``W_xh``) or the total loss
@@ -15,6 +16,11 @@ turns parts into a :class:`~bptt_check.model.Ref`:
    and the last part as its step: a number, ``T`` (= the model's steps), a
    summation index bound by an enclosing sum, or index ± number (``t-1``);
 3. otherwise the name is unknown, and the error suggests the nearest names.
+
+A parameter with a step superscript, ``W^{(t)}``, is Goodfellow's copy of the
+parameter used at step t: it resolves to the parameter (:meth:`Names.copy_step`
+gives its step). Built-in notations (:data:`BUILTIN_NOTATIONS`) are chosen by
+name: :meth:`Notation.named`, or ``use = "textbook"`` in a ``[notation]`` table.
 """
 
 from __future__ import annotations
@@ -38,8 +44,12 @@ FAMILY_SPELLINGS: dict[str, str] = {f: f for f in CANONICAL_FAMILIES} | {"y_hat"
 
 TOTAL_LOSS_SPELLINGS = frozenset({"L", "L_total"})
 
-RESERVED = frozenset(FUNCTIONS) | {"ln", "sum", "d", "T", "yhat", "y_hat", "L_total"}
-"""Words an alias may not take: functions, the partial's ``d``, the step count ``T``."""
+USE_KEY = "use"
+"""The key of a ``[notation]`` table that starts from built-in notations: ``use = "textbook"``."""
+
+RESERVED = frozenset(FUNCTIONS) | {"ln", "ReLU", "sum", "d", "T", "yhat", "y_hat", "L_total", USE_KEY}
+"""Words an alias may not take: functions, the partial's ``d``, the step count ``T``, and ``use``
+(the key of a ``[notation]`` table that names a built-in notation)."""
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*\Z")
 _TRAILING_STEP = re.compile(r"_([0-9]{1,4})$")
@@ -66,6 +76,7 @@ class Notation:
 
     SEED: ClassVar["Notation"]
     TEXTBOOK: ClassVar["Notation"]
+    MINCHAR: ClassVar["Notation"]
 
     def __post_init__(self) -> None:
         table = dict(self.entries)
@@ -76,18 +87,52 @@ class Notation:
         object.__setattr__(self, "entries", tuple(sorted(table.items())))
 
     @classmethod
+    def named(cls, name: str) -> "Notation":
+        """A built-in notation by name: ``seed``, ``textbook`` (also ``goodfellow``) or ``min-char-rnn``
+        (also ``minchar``); case, ``_`` and ``-`` do not matter. Unknown names are a :class:`ConfigError`."""
+        key = _builtin_key(name)
+        if key is None:
+            shown = name if isinstance(name, str) else type(name).__name__
+            close = difflib.get_close_matches(str(name).strip().lower(), list(BUILTIN_SPELLINGS), n=1, cutoff=0.5)
+            guess = f"did you mean {BUILTIN_SPELLINGS[close[0]]!r}? " if close else ""
+            raise ConfigError(
+                f"{shown!r} is not a built-in notation",
+                hint=f"{guess}the built-in notations are {', '.join(BUILTIN_NAMES)}",
+            )
+        return BUILTIN_NOTATIONS[key]
+
+    @classmethod
     def from_table(cls, table: Mapping[str, object], *, source: str = "") -> "Notation":
         """Validate a ``[notation]`` table (alias = canonical name).
 
-        Raises :class:`FileFormatError` naming ``source`` and the key when a
-        source is given, else :class:`ConfigError`.
+        ``use = "textbook"`` (or a list, ``use = ["seed", "textbook"]``, later
+        ones winning) starts from built-in notations (:meth:`named`); the
+        table's own aliases are added on top and win. Raises
+        :class:`FileFormatError` naming ``source`` and the key when a source
+        is given, else :class:`ConfigError`.
         """
         where = f"{source}: " if source else ""
         if not isinstance(table, Mapping):
             message = f"{where}[notation] must be a table of alias = name"
             raise FileFormatError(message) if source else ConfigError(message)
+        base = cls()
+        if USE_KEY in table:
+            used = table[USE_KEY]
+            names = [used] if isinstance(used, str) else used
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                message = f"{where}[notation] use = {used!r} must name a built-in notation or a list of them"
+                hint = f'e.g. use = "textbook"; the built-in notations are {", ".join(BUILTIN_NAMES)}'
+                raise FileFormatError(message, hint=hint) if source else ConfigError(message, hint=hint)
+            for name in names:
+                try:
+                    base = base | cls.named(name)
+                except ConfigError as err:
+                    message = f"{where}[notation] use: {err.message}"
+                    raise FileFormatError(message, hint=err.hint) if source else ConfigError(message, hint=err.hint)
         entries: list[tuple[str, str]] = []
         for alias, value in table.items():
+            if alias == USE_KEY:
+                continue
             problem = _alias_problem(alias, value)
             if problem:
                 message = f"{where}[notation] {alias!s}: {problem[0]}"
@@ -95,7 +140,7 @@ class Notation:
                     raise FileFormatError(message, hint=problem[1])
                 raise ConfigError(message, hint=problem[1])
             entries.append((alias, value))  # type: ignore[arg-type]
-        return cls(tuple(entries))
+        return base | cls(tuple(entries)) if base else cls(tuple(entries))
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -130,7 +175,7 @@ def _alias_problem(alias: object, value: object) -> tuple[str, str] | None:
         hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(targets)}"
         return (f"{value!r} is not a canonical family or parameter", hint)
     if alias in RESERVED:
-        return ("this word is reserved", "functions, sum, d (of dA/dB) and T cannot be aliases")
+        return ("this word is reserved", "functions, sum, d (of dA/dB), T and use cannot be aliases")
     if (alias in FAMILY_SPELLINGS and FAMILY_SPELLINGS[alias] != value) or (
         alias in PARAMETERS and alias != value
     ):
@@ -145,6 +190,54 @@ Notation.TEXTBOOK = Notation(
     (("U", "W_xh"), ("W", "W_hh"), ("V", "W_hy"), ("b", "b_h"), ("c", "b_y"), ("o", "z"))
 )
 """Goodfellow et al., *Deep Learning* §10.2: U, W, V, b, c and the logits o_t."""
+
+Notation.MINCHAR = Notation(
+    (
+        ("Wxh", "W_xh"),
+        ("Whh", "W_hh"),
+        ("Why", "W_hy"),
+        ("bh", "b_h"),
+        ("by", "b_y"),
+        ("xs", "x"),
+        ("hs", "h"),
+        ("ys", "z"),
+        ("ps", "yhat"),
+    )
+)
+"""Karpathy's min-char-rnn: ``Wxh Whh Why bh by``; its per-step arrays ``xs[t]``, ``hs[t]``, ``ys[t]``
+(the logits, not the targets) and ``ps[t]`` (the softmax) are written with a subscript step:
+``hs_t``, ``ys_2``, ``ps_{t}`` (``[ ]`` holds an element index)."""
+
+BUILTIN_NOTATIONS: dict[str, Notation] = {
+    "seed": Notation.SEED,
+    "textbook": Notation.TEXTBOOK,
+    "min-char-rnn": Notation.MINCHAR,
+}
+"""The built-in notations by name (``--notation textbook``, ``[notation] use = "textbook"``)."""
+BUILTIN_NAMES: tuple[str, ...] = tuple(BUILTIN_NOTATIONS)
+BUILTIN_SPELLINGS: dict[str, str] = {
+    "seed": "seed",
+    "textbook": "textbook",
+    "goodfellow": "textbook",
+    "min-char-rnn": "min-char-rnn",
+    "minchar": "min-char-rnn",
+    "minchar-rnn": "min-char-rnn",
+    "min-char": "min-char-rnn",
+    "karpathy": "min-char-rnn",
+}
+"""Accepted spellings (lower case, ``_`` read as ``-``) of the built-in notations' names."""
+
+
+def _builtin_key(name: object) -> str | None:
+    """The built-in notation a name means (``"Min_Char_RNN"`` → ``"min-char-rnn"``), or None."""
+    if not isinstance(name, str):
+        return None
+    return BUILTIN_SPELLINGS.get(name.strip().lower().replace("_", "-"))
+
+
+def is_builtin_notation(name: str) -> bool:
+    """Whether ``name`` names a built-in notation (for the CLI's ``--notation FILE|NAME``)."""
+    return _builtin_key(name) is not None
 
 
 # ---------------------------------------------------------------------------
@@ -163,14 +256,35 @@ class NameSpec:
 
     @property
     def spelling(self) -> str:
-        """The normalized spelling (``W_{hy}`` → ``W_hy``, ``h_{t - 1}`` → ``h_{t-1}``), used in messages and lookups."""
-        return "_".join(p if p.isascii() and p.isalnum() else "{" + p + "}" for p in self.parts)
+        """The normalized spelling (``W_{hy}`` → ``W_hy``, ``h_{t - 1}`` → ``h_{t-1}``, ``h^{(t)}`` as written), used in messages and lookups."""
+        text = ""
+        for i, p in enumerate(self.parts):
+            if i and is_step_superscript(p):
+                text += "^{" + p + "}"
+            else:
+                text += ("_" if i else "") + (p if p.isascii() and p.isalnum() else "{" + p + "}")
+        return text
+
+    @property
+    def plain(self) -> str:
+        """The spelling with a step superscript as a subscript (``h^{(t)}`` → ``h_t``), for suggestions."""
+        return "_".join(p.strip("()") for p in self.parts)
+
+    @property
+    def copy(self) -> bool:
+        """Whether the name ends in a step superscript (``W^{(t)}``: Goodfellow's copy of W at step t)."""
+        return len(self.parts) >= 2 and is_step_superscript(self.parts[-1])
 
     @property
     def display(self) -> str:
         if self.index is None:
             return self.spelling
         return f"{self.spelling}[{','.join(map(str, self.index))}]"
+
+
+def is_step_superscript(part: str) -> bool:
+    """A name part read from a step superscript, ``(t)`` of ``h^{(t)}`` (the lexer keeps the parentheses)."""
+    return part.startswith("(") and part.endswith(")")
 
 
 # ---------------------------------------------------------------------------
@@ -209,7 +323,7 @@ class Names:
         With ``env=None`` (a static check) a name whose step uses an index is
         checked as far as possible and None is returned.
         """
-        key = (spec.parts, None if env is None else tuple(sorted(env.items())))
+        key: tuple[object, ...] = (spec.parts, None if env is None else tuple(sorted(env.items())))
         if key in self._cache:
             return self._cache[key]
         ref = self._resolve(spec, env)
@@ -222,6 +336,11 @@ class Names:
         family_of_total = self._families.get(full)
         if full in TOTAL_LOSS_SPELLINGS or family_of_total == "L":
             return L_TOTAL
+        copy_of = "_".join(parts[:-1]) if spec.copy else None
+        if copy_of in self._parameters:
+            assert copy_of is not None
+            self.copy_step(spec, env)  # the step must exist
+            full = copy_of
         if full in self._parameters:
             ref = Ref(self._parameters[full])
             if ref not in self.model:
@@ -237,7 +356,7 @@ class Names:
             family_text = "_".join(parts[:-1])
             family = self._families.get(family_text)
             if family is not None:
-                step = self._step(spec, family_text, parts[-1], env)
+                step = self._step(spec, family_text, parts[-1].strip("()"), env)
                 if step is None:
                     return None
                 ref = Ref(family, step)
@@ -251,7 +370,8 @@ class Names:
                 f"{full} needs a step",
                 text=self.text,
                 position=spec.start,
-                hint=f"write {full}_{low} … {full}_{self.model.steps}, or {full}_t inside a sum over t",
+                hint=f"write {full}_{low} … {full}_{self.model.steps}, or {full}_t inside a sum over t"
+                + (f"; [ ] holds an element index, so code's {full}[t] is {full}_t" if self.text[spec.end : spec.end + 1] == "[" else ""),
             )
         if env is not None and len(parts) == 1 and parts[0] in env:
             raise UnknownNameError(
@@ -261,6 +381,26 @@ class Names:
                 hint=f"use it as a step in a subscript, e.g. h_{full}",
             )
         raise self._unknown(spec)
+
+    def copy_step(self, spec: NameSpec, env: Mapping[str, int] | None) -> int | None:
+        """The step of a parameter's copy, ``W^{(t)}`` (Goodfellow §10.2.2: the W used at step t), or None.
+
+        None when ``spec`` is not a copy of a parameter (or its step is a sum's
+        index and ``env`` is None). A step outside 1..T is an error.
+        """
+        if not spec.copy or "_".join(spec.parts[:-1]) not in self._parameters:
+            return None
+        step = self._step(spec, spec.parts[0], spec.parts[-1].strip("()"), env)
+        if step is not None and not 1 <= step <= self.model.steps:
+            base = spec.spelling.rsplit("^", 1)[0]
+            raise UnknownNameError(
+                f"{spec.spelling} is not a copy of {base} in this model: the copies are "
+                f"{base}^{{(1)}} … {base}^{{({self.model.steps})}} (T={self.model.steps})",
+                text=self.text,
+                position=spec.start,
+                hint=f"{base}^{{(t)}} is the {base} used at step t",
+            )
+        return step
 
     # -- steps -------------------------------------------------------------
 
@@ -313,6 +453,7 @@ class Names:
 
     def _unknown(self, spec: NameSpec) -> UnknownNameError:
         word = spec.spelling
+        plain = spec.plain
         if len(word) > MAX_NAME_LENGTH:
             return UnknownNameError(
                 f"unknown name {word[:MAX_NAME_LENGTH]}… ({len(word)} characters)",
@@ -320,7 +461,7 @@ class Names:
                 position=spec.start,
                 hint="names are short: W_hy, h_1, yhat_t, L",
             )
-        close = suggest(word, _candidates(self.model, self.notation, _step_hint(word)))
+        close = suggest(plain, _candidates(self.model, self.notation, _step_hint(plain)))
         if close:
             hint = f"did you mean {close[0]}?"
             if len(close) > 1:
@@ -330,9 +471,24 @@ class Names:
                 "known names: W_xh W_hh W_hy, x_t y_t h_t a_t z_t yhat_t L_t (t = 1..T), h_0, L"
                 + (", and the notation's aliases " + " ".join(a for a, _ in self.notation.entries) if self.notation else "")
             )
+        if word in _FUNCTION_HINTS and self.text[spec.end :].lstrip().startswith("("):
+            hint = _FUNCTION_HINTS[word]
         if word.startswith("d") and len(word) > 1 and self.is_base(spec.parts[0][1:]):
-            hint = f"a partial is written with both d's: d{word[1:]}/dW_hy, or d({word[1:]})/d(W_hy)"
+            rest = word[1:]
+            if rest in self._parameters:  # code's dWhy is the gradient dL/dWhy
+                hint = f"a partial is written with both d's: dL/d{rest} (the gradient code calls d{rest})"
+            else:
+                hint = f"a partial is written with both d's: d{rest}/dW_hy, or d({rest})/d(W_hy)"
         return UnknownNameError(f"unknown name {word}", text=self.text, position=spec.start, hint=hint)
+
+
+_FUNCTION_HINTS = {
+    "max": "for max(u, 0) write relu(u)",
+    "maximum": "for max(u, 0) write relu(u)",
+    "heaviside": "for the Heaviside step (relu's derivative) write step(u): 1 where u > 0, else 0",
+    "H": "for the Heaviside step (relu's derivative) write step(u): 1 where u > 0, else 0",
+}
+"""Function names people reach for that the language spells otherwise."""
 
 
 def clip(text: str, limit: int = MAX_NAME_LENGTH) -> str:

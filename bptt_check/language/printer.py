@@ -87,6 +87,15 @@ def format_number(value: Fraction) -> str:
     return f"{text}e{exp10}"
 
 
+def _mixes_products(parent: Binary, child: Expr) -> bool:
+    """An elementwise product inside a matrix product, or the converse (``*`` and ``@`` bind alike)."""
+    products = ("*", "@")
+    return (
+        parent.op in products and isinstance(child, Binary) and child.op in products and child.op != parent.op
+        and child.shape != (1, 1) and parent.left.shape != (1, 1) and parent.right.shape != (1, 1)
+    )
+
+
 class _Printer:
     def __init__(self, *, latex: bool) -> None:
         self.latex = latex
@@ -191,6 +200,8 @@ class _Printer:
             return rf"\frac{{{self.expr(e.left)}}}{{{self.expr(e.right)}}}"
         level = _ADD if e.op in "+-" else _MUL
         left = self.wrap(e.left, level)
+        if _mixes_products(e, e.left):  # (a * b) @ c: equal precedence, but readers expect the brackets
+            left = self.paren(self.expr(e.left))
         if isinstance(e.right, Neg) or (isinstance(e.right, Number) and e.right.value < 0):
             right = self.paren(self.expr(e.right))
         else:

@@ -51,7 +51,7 @@ _ADD_OPS = ("PLUS", "MINUS")
 _MUL_OPS = ("ELEM_MUL", "HADAMARD", "MAT_MUL", "DIV")
 _CHAIN_OPS = ("ELEM_MUL", "MAT_MUL")  # and juxtaposition
 _POSTFIX = ("element", "transpose", "power", "hpower")
-_ELEMENTWISE_FUNCS = ("tanh", "sigmoid", "exp", "log", "sech")
+_ELEMENTWISE_FUNCS = ("tanh", "sigmoid", "relu", "step", "exp", "log", "sech")
 _NODE_INPUT = {"h": "a", "yhat": "z", "L": "yhat"}
 """The node whose shape a node function's argument must have: h_t = tanh(a_t), yhat_t = softmax(z_t), L_t = CE(yhat_t)."""
 
@@ -660,6 +660,7 @@ class Resolver:
         num = self.names.resolve(spec.num, self.env)
         den = self.names.resolve(spec.den, self.env)
         assert num is not None and den is not None
+        self._check_copy(spec, num)
         num_shape, den_shape = self._shape(num), self._shape(den)
         num_index = den_index = None
         if spec.num.index is not None:
@@ -678,6 +679,23 @@ class Resolver:
             den_index,
         )
         return _R(node, spec.start, spec.end, ((spec.num.display, spec.den.display),))
+
+    def _check_copy(self, spec: PartialSpec, num: Ref) -> None:
+        """``∂h^{(t)}/∂W^{(t)}``: a partial with respect to the copy of a parameter used at step t
+        (Goodfellow §10.2.2) is only read for a numerator of that step, where it is ∂h_t/∂W with the
+        earlier states held fixed (the immediate reading)."""
+        step = self.names.copy_step(spec.den, self.env)
+        if step is None or num.step == step:
+            return
+        base = spec.den.spelling.rsplit("^", 1)[0]
+        raise ParseError(
+            f"∂{spec.num.display}/∂{spec.den.display}: {spec.den.spelling} is the copy of {base} used at step {step},"
+            f" and {num} is not a node of step {step}",
+            text=self.text,
+            position=spec.den.start,
+            hint=f"differentiate a node of step {step} (∂h^{{({step})}}/∂{base}^{{({step})}}), or write {base}"
+            " without a step for the whole parameter",
+        )
 
     def _rule_group(self, tree: RawTree) -> _R:
         open_, inner, close = _kids(tree)
