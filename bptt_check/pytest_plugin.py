@@ -5,14 +5,15 @@ it without a conftest::
 
     def test_my_rnn(bptt_gradients):
         bptt_gradients.assert_gradients_match(
-            my_gradients, bptt_gradients.models(biases=True, loss_at="all"),
-            names={"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"},
-            layout="column",
+            my_gradients,
+            bptt_gradients.models(convention="column", biases=True, loss_at="all", activation="sigmoid"),
+            names="min-char-rnn",  # Wxh, Whh, Why, bh, by; or a dict {yours: ours}
         )
 
 The fixture exposes :func:`~bptt_check.testing.assert_gradients_match`,
 :func:`~bptt_check.testing.assert_step_gradients_match`, the strategies
-(``models``, ``parameters``, ``sequences``, ``cases``) and ``RNN``.
+(``models``, ``parameters``, ``sequences``, ``cases``), ``RNN`` and the name
+presets ``MIN_CHAR_RNN_NAMES`` and ``TEXTBOOK_NAMES``.
 
 Command-line options:
 
@@ -77,6 +78,8 @@ class BpttGradients:
         self.parameters = testing.parameters
         self.sequences = testing.sequences
         self.cases = testing.cases
+        self.MIN_CHAR_RNN_NAMES = testing.MIN_CHAR_RNN_NAMES
+        self.TEXTBOOK_NAMES = testing.TEXTBOOK_NAMES
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if self._max_examples is not None:
@@ -99,7 +102,7 @@ class BpttGradients:
 
 @pytest.fixture
 def bptt_gradients(request: pytest.FixtureRequest) -> BpttGradients:
-    """bptt_check's checks of a BPTT implementation: ``bptt_gradients.assert_gradients_match(fn, model, names=..., layout=...)``.
+    """bptt_check's checks of a BPTT implementation: ``bptt_gradients.assert_gradients_match(fn, model, names=...)``.
 
     Also ``assert_step_gradients_match`` (CS231n's ``rnn_step_backward``), the
     hypothesis strategies ``models``, ``parameters``, ``sequences``, ``cases``

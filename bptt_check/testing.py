@@ -4,16 +4,14 @@ A student's ``rnn_backward`` (CS231n) or ``lossFun`` (min-char-rnn) is usually
 checked with a handful of random finite differences and a printed relative
 error. This module gives it a real test::
 
-    from bptt_check import RNN
     from bptt_check.testing import assert_gradients_match, models
 
     def my_gradients(params, xs, ys, h0):       # your code, wrapped
-        loss, grads = my_lossFun(params["Wxh"], ...)
-        return loss, {"dWxh": grads[0], ...}
+        loss, dWxh, dWhh, dWhy, dbh, dby, _ = my_lossFun(xs, ys, h0, **params)
+        return loss, {"dWxh": dWxh, "dWhh": dWhh, "dWhy": dWhy, "dbh": dbh, "dby": dby}
 
-    assert_gradients_match(my_gradients, models(biases=True, loss_at="all"),
-                           names={"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"},
-                           layout="column")
+    assert_gradients_match(my_gradients, models(convention="column", biases=True, loss_at="all"),
+                           names="min-char-rnn")
 
 It runs your function over hypothesis-generated cases, compares every returned
 gradient with the jax truth (cross-checked against the sympy truth for small
@@ -22,74 +20,99 @@ and raises an :class:`AssertionError` naming the parameter, the worst entry,
 the three values, the tolerance rule and — from the diagnosis engine — the
 most likely mistake.
 
-**The model** (SPEC §2): ``a_t = x_t @ W_xh + h_{t-1} @ W_hh (+ b_h)``,
-``h_t = tanh(a_t)``, ``z_t = h_t @ W_hy (+ b_y)``, ``yhat_t = softmax(z_t)``,
-``L_t = -sum_k y_t[k] log yhat_t[k]``, ``L = sum of L_t over the loss steps``
-(every step, or the last one only). The column layout is the same model
-written with column vectors, ``a_t = W_xh' x_t + W_hh' h_{t-1} + b_h'`` with
-``W' = W.T`` (min-char-rnn, Goodfellow et al. §10.2).
+**The model** (SPEC §2, :mod:`bptt_check.model`). Row vectors (the seed's):
+``a_t = x_t @ W_xh + h_{t-1} @ W_hh (+ b_h)``, ``h_t = act(a_t)``,
+``z_t = h_t @ W_hy (+ b_y)``; column vectors (``convention="column"``,
+min-char-rnn, Goodfellow et al. §10.2): ``a_t = W_xh x_t + W_hh h_{t-1} (+ b_h)``,
+``z_t = W_hy h_t (+ b_y)``, every value the transpose of its row value.
+``act`` is ``tanh``, ``sigmoid`` or ``relu``. The loss is softmax
+cross-entropy, ``L_t = -sum_k y_t[k] log softmax(z_t)[k]``, or squared error
+with a linear output, ``L_t = 1/2 sum_k (z_t[k] - y_t[k])**2``;
+``L = sum of L_t`` over the loss steps (every step, or the last one only).
+
+**Your code's layout is the model's convention.** ``fn`` is called in the
+convention of the case's model; ``layout=`` need not be given, and when it is
+it must agree (a contradiction is an :class:`InvalidArgumentError`). The one
+exception keeps older calls working: :func:`models` without a ``convention``
+draws row models, but given to ``assert_gradients_match(..., layout="column")``
+it draws column models.
 
 **The contract of ``fn(params, xs, ys, h0)``** (arrays are float64 copies;
 ``T`` steps, sizes ``D, H, O``):
 
-==========  ===================  ======================
-argument    ``layout="row"``     ``layout="column"``
-==========  ===================  ======================
-``W_xh``    (D, H)               (H, D)
-``W_hh``    (H, H)               (H, H)  (= W_hh.T)
-``W_hy``    (H, O)               (O, H)
-``b_h``     (H,)                 (H, 1)
-``b_y``     (O,)                 (O, 1)
-``xs``      (T, D)               (T, D, 1)
-``ys``      (T, O)               (T, O, 1)
-``h0``      (H,)                 (H, 1)
-==========  ===================  ======================
+==========  =====================  ========================
+argument    ``convention="row"``   ``convention="column"``
+==========  =====================  ========================
+``W_xh``    (D, H)                 (H, D)
+``W_hh``    (H, H)                 (H, H)  (= W_hh.T)
+``W_hy``    (H, O)                 (O, H)
+``b_h``     (H,)                   (H, 1)
+``b_y``     (O,)                   (O, 1)
+``xs``      (T, D)                 (T, D, 1)
+``ys``      (T, O)                 (T, O, 1)
+``h0``      (H,)                   (H, 1)
+==========  =====================  ========================
 
-``params`` is keyed by your names (``names`` maps them to ours; unmapped
-parameters keep the canonical names), and holds the biases only when the model
-has them. ``ys[t]`` is a target distribution (one-hot or soft, summing to 1);
-``h0`` is zeros when the model says ``h0="zeros"``. ``fn`` returns a dict of
-gradients — keyed by your names, our names, or either with a ``d`` prefix
-(``dWxh``) — each of the shape of its parameter (a vector may come as (n,),
-(1, n) or (n, 1)); or ``(loss, grads)`` (or ``(grads, loss)``, or a ``"loss"``
-key in the dict). Every parameter of the model must have a gradient. The
-inputs may have one too: ``dh0`` (also ``dh_0``, ``dhprev``, ``dprev_h``) is
-checked against dL/dh_0 and ``dx`` (also ``dxs``) against dL/dx_t for every
-step, in the shapes of ``h0`` and ``xs``.
+``params`` is keyed by your names and holds the biases only when the model
+has them. ``names`` maps your names to ours (``{"Wxh": "W_xh", ...}``), or is
+one of the presets ``"min-char-rnn"`` (``Wxh, Whh, Why, bh, by``) and
+``"textbook"`` (Goodfellow et al.'s ``U, W, V, b, c``); unmapped parameters
+keep the canonical names. ``ys[t]`` is a target distribution (one-hot or soft,
+summing to 1) for cross-entropy, a real vector for squared error; ``h0`` is
+zeros when the model says ``h0="zeros"``. ``fn`` returns a dict of gradients —
+keyed by your names, our names, or either with a ``d`` prefix (``dWxh``) —
+each of the shape of its parameter (a vector may come as (n,), (1, n) or
+(n, 1)); or ``(loss, grads)`` (or ``(grads, loss)``, or a ``"loss"`` key in
+the dict). Every parameter of the model must have a gradient. The inputs may
+have one too: ``dh0`` (also ``dh_0``, ``dhprev``, ``dprev_h``) is checked
+against dL/dh_0 and ``dx`` (also ``dxs``) against dL/dx_t for every step, in
+the shapes of ``h0`` and ``xs``. ``fn`` may also take a keyword argument
+``model``: it then gets the case's :class:`~bptt_check.model.RNN`, so that
+one function can serve models drawn with several activations or losses.
 
 **Well-conditioned by construction.** Every entry is ``±(k/10)·s`` with
-``k ∈ 1..10`` (never zero), ``s`` the family's scale:
+``k ∈ 1..10`` (never zero), ``s`` the family's scale (row-convention fan-in;
+a column value is the transpose of the row value drawn):
 
-=========  ===============  =============================================
-value      scale ``s``      why
-=========  ===============  =============================================
-``W_xh``   0.5 / D          ``|x_t @ W_xh| ≤ 0.5`` per entry
-``W_hh``   0.5 / H          ``|h_{t-1} @ W_hh| ≤ 0.5`` (since ``|h| < 1``)
-``b_h``    0.5
-``W_hy``   1.5 / H          ``|z_t| ≤ 2``: no saturated softmax
-``b_y``    0.5
-``x_t``    1
-``h_0``    0.9              like a tanh output
-=========  ===============  =============================================
+=========  ===================  ===================  ==============================================
+value      tanh, sigmoid        relu                 why
+=========  ===================  ===================  ==============================================
+``W_xh``   0.5 / D              0.5 / D              ``|x_t @ W_xh| ≤ 0.5`` per entry
+``W_hh``   0.5 / H              0.25 / H             ``|h_{t-1} @ W_hh| ≤ 0.5`` (``|h| < 1``; relu ``|h| ≤ 1.5``)
+``b_h``    0.5                  0.5
+``W_hy``   1.5 / H              1.0 / H              ``|z_t| ≤ 2``: no saturated softmax
+``b_y``    0.5                  0.5
+``x_t``    1                    1
+``h_0``    0.9                  0.9                  like an activation's output
+=========  ===================  ===================  ==============================================
 
-so every pre-activation has ``|a_t[j]| ≤ 1.5`` (``tanh' ≥ 0.18``) without any
-``.filter()``. Targets are one-hot (a class per step) or soft
-(``w / sum(w)`` with integer weights ``w_k ∈ 1..9``, so every entry ≥ 1/(9O-8)).
-Shrinking goes to fewer steps, smaller sizes, the first loss setting
-(``"all"``), ``h_0`` an input, no biases, one-hot targets of class 0 and
+so every pre-activation has ``|a_t[j]| ≤ 1.5`` (``tanh' ≥ 0.18``,
+``sigmoid' ≥ 0.14``) and every logit ``|z_t[k]| ≤ 2``, without any
+``.filter()``. A relu model's pre-activations also keep away from the kink:
+``|a_t[j]| ≥`` :data:`RELU_MARGIN` at every step (where a drawn ``x_t`` would
+put one closer, its codes are shifted cyclically until none is; hypothesis
+rejects the rare draw where no shift works, about 1 in 200). Cross-entropy targets are one-hot
+(a class per step) or soft (``w / sum(w)`` with integer weights
+``w_k ∈ 1..9``, so every entry ≥ 1/(9O-8)); squared-error targets are real
+vectors, entries ``±(k/10)``. Shrinking goes to fewer steps, smaller sizes,
+the first option of each choice (a loss at every step, ``h_0`` an input, no
+biases, row vectors, tanh, cross-entropy), one-hot targets of class 0 and
 positive entries whose magnitudes follow a fixed pattern (0.1, 0.4, 0.7, 1.0,
 0.3, … times the scale), so that even the shrunk case is not degenerate.
 
 **The truths.** jax (:class:`~bptt_check.numeric.NumericRNN`, float64) gives
 every gradient. To compile once for many model shapes, the model is embedded
-exactly in a padded one (steps and sizes rounded up to a bucket: zero weights
-and inputs into and out of the padding, zero targets at non-loss steps, which
-contribute zero loss and zero gradient, and padded classes at logit −600, whose
-softmax mass is below float64 resolution). For small models (T ≤
-:data:`SYMPY_MAX_STEPS`, every size ≤ :data:`SYMPY_MAX_SIZE`) the sympy truth
-(:class:`~bptt_check.symbolic.SymbolicRNN`, unpadded) is evaluated too and the
-two must agree to ``TRUTHS_RTOL``; a disagreement is an
-:class:`~bptt_check.errors.InternalError`, never a verdict.
+exactly in a padded row-convention one (a column model's values transposed;
+steps and sizes rounded up to a bucket): zero weights and inputs into and
+out of the padding; at padded and non-loss steps, targets that make the
+step's loss and its gradient vanish (cross-entropy: zero targets;
+squared error: ``y_t = z_t`` from jax's own forward pass); padded classes at
+logit −600 for cross-entropy, whose softmax mass is below float64
+resolution, and outputs 0 against a target 0 for squared error. For small
+models (T ≤ :data:`SYMPY_MAX_STEPS`, every size ≤ :data:`SYMPY_MAX_SIZE`)
+the sympy truth (:class:`~bptt_check.symbolic.SymbolicRNN`, unpadded, in the
+model's own convention) is evaluated too and the two must agree to ``TRUTHS_RTOL``; a
+disagreement is an :class:`~bptt_check.errors.InternalError`, never a verdict.
 
 **The tolerance rule.** A gradient matches when, entrywise,
 ``|yours − jax| ≤ atol + rtol·|jax|``.
@@ -98,13 +121,15 @@ two must agree to ``TRUTHS_RTOL``; a disagreement is an
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import types
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given
+from hypothesis import HealthCheck, Phase, assume, given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -112,13 +137,16 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
 from .errors import ConfigError, InternalError
-from .model import L_TOTAL, PARAMETERS, RNN, Ref, Target
+from .model import ACTIVATIONS, CONVENTIONS, L_TOTAL, LOSSES, PARAMETERS, RNN, Ref, Target, normalize_choice
 
 __all__ = [
     "Case",
     "Inputs",
     "InvalidArgumentError",
     "Layout",
+    "MIN_CHAR_RNN_NAMES",
+    "TEXTBOOK_NAMES",
+    "RELU_MARGIN",
     "models",
     "parameters",
     "sequences",
@@ -128,9 +156,11 @@ __all__ = [
 ]
 
 Layout = Literal["row", "column"]
-TargetKind = Literal["any", "onehot", "soft"]
+TargetKind = Literal["any", "onehot", "soft", "real"]
 StepFn = Callable[..., Any]
 GradientFn = Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray], Any]
+Choice = Any
+"""A model option of :func:`models`: one value, a tuple of the values to draw from, or None for all of them."""
 
 MAX_STEPS_LIMIT = 12
 """The largest ``max_steps`` the strategies accept (bounded so that tests stay fast)."""
@@ -140,6 +170,17 @@ SYMPY_MAX_STEPS = 3
 """The sympy cross-check runs for models with at most this many steps…"""
 SYMPY_MAX_SIZE = 3
 """…and every size at most this."""
+RELU_MARGIN = 0.01
+"""Every pre-activation of a relu case has ``|a_t[j]| ≥ RELU_MARGIN``: far from the kink at 0 next to
+float64 round-off (1e-16) and finite-difference steps (1e-5), so step(a) is the same for you and the truths."""
+
+MIN_CHAR_RNN_NAMES: Mapping[str, str] = types.MappingProxyType(
+    {"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"}
+)
+"""Karpathy's min-char-rnn names (``names="min-char-rnn"``); the gradients come back as ``dWxh``, …"""
+TEXTBOOK_NAMES: Mapping[str, str] = types.MappingProxyType({"U": "W_xh", "W": "W_hh", "V": "W_hy", "b": "b_h", "c": "b_y"})
+"""Goodfellow et al. §10.2's names (``names="textbook"``): ``a = b + W h + U x``, ``o = c + V h``."""
+_NAME_PRESETS = {"min_char_rnn": MIN_CHAR_RNN_NAMES, "textbook": TEXTBOOK_NAMES, "goodfellow": TEXTBOOK_NAMES}
 
 _LEVELS = 10
 """Magnitudes k/10 for k = 1..10."""
@@ -176,7 +217,10 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Inputs:
-    """One input sequence of a model (row layout): ``xs`` (T, D), ``ys`` (T, O) on the simplex, ``h0`` (H,)."""
+    """One input sequence of a model: ``xs`` (T, D), ``ys`` (T, O), ``h0`` (H,), one flat vector per step.
+
+    ``ys`` is on the simplex for cross-entropy, real for squared error.
+    """
 
     xs: np.ndarray
     ys: np.ndarray
@@ -188,12 +232,13 @@ class Inputs:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Case:
-    """A generated test case: the model, its parameters (canonical names, row layout) and one sequence.
+    """A generated test case: the model, its parameters (canonical names, the model's convention) and one sequence.
 
-    ``params``: ``W_xh`` (D, H), ``W_hh`` (H, H), ``W_hy`` (H, O) and, with
-    biases, ``b_h`` (H,), ``b_y`` (O,). ``xs`` (T, D), ``ys`` (T, O), ``h0``
-    (H,). Arrays are read-only. :meth:`arguments` gives them as your function
-    takes them.
+    ``params``: the weights in the model's shapes (``model.shape``: ``W_xh``
+    (D, H) in row vectors, (H, D) in column vectors, …) and, with biases,
+    ``b_h`` (H,), ``b_y`` (O,). ``xs`` (T, D), ``ys`` (T, O), ``h0`` (H,): one
+    flat vector per step. Arrays are read-only. :meth:`arguments` gives them as
+    your function takes them.
     """
 
     model: RNN
@@ -209,13 +254,18 @@ class Case:
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     def arguments(
-        self, names: Mapping[str, str] | None = None, layout: Layout = "row"
+        self, names: Mapping[str, str] | str | None = None, layout: Layout | None = None
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-        """``(params, xs, ys, h0)`` in your names and layout: call ``fn(*case.arguments(...))`` to replay a case."""
-        return _Adapter(names, layout, None).arguments(self.model, self.params, self.xs, self.ys, self.h0)
+        """``(params, xs, ys, h0)`` in your names and the model's layout: call ``fn(*case.arguments(...))`` to replay a case.
+
+        ``layout``, when given, must be the model's convention.
+        """
+        adapter = _Adapter(names, layout, None)
+        adapter.check_layout(self.model, "Case.arguments()")
+        return adapter.arguments(self.model, self.params, self.xs, self.ys, self.h0)
 
     def leaves(self) -> dict[Ref, np.ndarray]:
-        """The case as one sample point: every leaf of the model as an array (1, rows, cols)."""
+        """The case as one sample point: every leaf of the model as an array (1, rows, cols), in the model's shapes."""
         return _leaves_of(self.model, self.params, self.xs, self.ys, self.h0)
 
     def __repr__(self) -> str:
@@ -228,7 +278,7 @@ class Case:
         return "\n".join(lines) + ")"
 
 
-def _decode(codes: list[int], shape: tuple[int, ...], scale: float) -> np.ndarray:
+def _decode(codes: list[int] | np.ndarray, shape: tuple[int, ...], scale: float) -> np.ndarray:
     """Codes 0..2L-1 → ±(k/L)·scale, k ∈ 1..L: codes below L are positive, the others negative.
 
     Entry ``i``'s magnitude index is offset by ``3i`` (mod L), so the case every
@@ -243,11 +293,13 @@ def _decode(codes: list[int], shape: tuple[int, ...], scale: float) -> np.ndarra
     return (scale * sign * magnitude).reshape(shape)
 
 
+def _codes(n: int) -> SearchStrategy[list[int]]:
+    return st.lists(st.integers(0, 2 * _LEVELS - 1), min_size=n, max_size=n)
+
+
 def _entries(shape: tuple[int, ...], scale: float) -> SearchStrategy[np.ndarray]:
     """An array of ``shape`` with entries ±(k/10)·scale, k ∈ 1..10 (see :func:`_decode` for what it shrinks to)."""
-    n = math.prod(shape)
-    codes = st.lists(st.integers(0, 2 * _LEVELS - 1), min_size=n, max_size=n)
-    return codes.map(functools.partial(_decode, shape=shape, scale=scale))
+    return _codes(math.prod(shape)).map(functools.partial(_decode, shape=shape, scale=scale))
 
 
 def _check_model(model: object, where: str) -> RNN:
@@ -265,150 +317,300 @@ def _whole(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def _one_of(name: str, value: object, allowed: tuple[object, ...]) -> None:
-    if value is not None and (isinstance(value, bool) != isinstance(allowed[0], bool) or value not in allowed):
-        shown = " or ".join(repr(a) for a in allowed)
-        raise InvalidArgumentError(f"{name} = {value!r} is invalid", hint=f"use {shown}, or None to draw it")
+def _choices(name: str, value: object, allowed: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The values a model option is drawn from: None → all of ``allowed``; one value → it; a tuple → those, in its order."""
+    if value is None:
+        return allowed
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    shown = " or ".join(repr(a) for a in allowed)
+    if not values:
+        raise InvalidArgumentError(f"{name} = {value!r} is empty", hint=f"use {shown}, a tuple of them, or None for all")
+    out: list[Any] = []
+    for v in values:
+        v = v if isinstance(allowed[0], bool) else normalize_choice(v)
+        if isinstance(v, bool) != isinstance(allowed[0], bool) or v not in allowed:
+            raise InvalidArgumentError(f"{name} = {value!r} is invalid", hint=f"use {shown}, a tuple of them, or None for all")
+        if v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+_FOLLOW_LAYOUT: "weakref.WeakSet[SearchStrategy[RNN]]" = weakref.WeakSet()
+"""The strategies of :func:`models` called without a convention: row models, or the layout given to
+:func:`assert_gradients_match` (how column code was checked before models had a convention)."""
 
 
 def models(
     *,
     max_steps: int = 4,
     max_size: int = 3,
-    loss_at: Literal["all", "last"] | None = None,
-    h0: Literal["input", "zeros"] | None = None,
-    biases: bool | None = None,
+    loss_at: Choice = None,
+    h0: Choice = None,
+    biases: Choice = None,
+    convention: Choice = None,
+    activation: Choice = "tanh",
+    loss: Choice = "cross_entropy",
 ) -> SearchStrategy[RNN]:
-    """RNN configurations: ``1 ≤ T ≤ max_steps``, ``1 ≤ D, H ≤ max_size``, ``2 ≤ O ≤ max_size``.
+    """RNN configurations: ``1 ≤ T ≤ max_steps``, ``1 ≤ D, H ≤ max_size``, ``2 ≤ O ≤ max_size`` (1 ≤ O for squared error).
 
-    ``loss_at``, ``h0`` and ``biases`` are fixed when given and drawn when
-    ``None``; fix the ones your implementation does not handle (most handle
-    one bias setting). Draws shrink to T = 1, sizes 1 (O = 2), a loss at every
-    step, ``h_0`` an input and no biases.
+    Each option is one value (fixed), a tuple of values (drawn from them,
+    shrinking to the first) or ``None`` (drawn from all of them):
+
+    * ``loss_at`` (``"all"``, ``"last"``), ``h0`` (``"input"``, ``"zeros"``) and
+      ``biases`` are drawn by default; fix the ones your implementation does
+      not handle (most handle one bias setting);
+    * ``activation`` (``"tanh"``, ``"sigmoid"``, ``"relu"``) and ``loss``
+      (``"cross_entropy"``, ``"squared_error"``) default to the seed's, tanh
+      and softmax cross-entropy: ask for others, e.g. ``activation="sigmoid"``,
+      or draw several when your fn takes the keyword ``model`` (see
+      :func:`assert_gradients_match`);
+    * ``convention`` (``"row"``, ``"column"``): by default row vectors, or
+      the ``layout`` that :func:`assert_gradients_match` is given.
+
+    Draws shrink to T = 1, sizes 1 (O = 2 for cross-entropy) and the first
+    value of every option (a loss at every step, ``h_0`` an input, no biases).
     """
     _whole("max_steps", max_steps, 1, MAX_STEPS_LIMIT)
     _whole("max_size", max_size, 2, MAX_SIZE_LIMIT)
-    _one_of("loss_at", loss_at, ("all", "last"))
-    _one_of("h0", h0, ("input", "zeros"))
-    _one_of("biases", biases, (False, True))
+    options = dict(
+        loss_at=_choices("loss_at", loss_at, ("all", "last")),
+        h0=_choices("h0", h0, ("input", "zeros")),
+        biases=_choices("biases", biases, (False, True)),
+        convention=("row",) if convention is None else _choices("convention", convention, CONVENTIONS),
+        activation=_choices("activation", activation, ACTIVATIONS),
+        loss=_choices("loss", loss, LOSSES),
+    )
+    strategy = _models(max_steps, max_size, **options)
+    if convention is None:
+        _FOLLOW_LAYOUT.add(strategy)
+    return strategy
 
-    def choice(fixed: Any, options: tuple[Any, ...]) -> SearchStrategy[Any]:
-        return st.just(fixed) if fixed is not None else st.sampled_from(options)
 
-    return st.builds(
-        _model,
-        st.integers(1, max_steps),
-        st.integers(1, max_size),
-        st.integers(1, max_size),
-        st.integers(2, max_size),
-        choice(loss_at, ("all", "last")),
-        choice(h0, ("input", "zeros")),
-        choice(biases, (False, True)),
+@st.composite
+def _models(
+    draw: st.DrawFn, max_steps: int, max_size: int, *, loss_at: tuple[Any, ...], h0: tuple[Any, ...],
+    biases: tuple[bool, ...], convention: tuple[Any, ...], activation: tuple[Any, ...], loss: tuple[Any, ...],
+) -> RNN:
+    def pick(options: tuple[Any, ...]) -> Any:
+        return options[0] if len(options) == 1 else draw(st.sampled_from(options))
+
+    steps = draw(st.integers(1, max_steps))
+    d = draw(st.integers(1, max_size))
+    h = draw(st.integers(1, max_size))
+    kind = pick(loss)
+    o = draw(st.integers(1 if kind == "squared_error" else 2, max_size))
+    return RNN(
+        steps=steps, input_size=d, hidden_size=h, output_size=o, loss_at=pick(loss_at), h0=pick(h0),
+        biases=pick(biases), convention=pick(convention), activation=pick(activation), loss=kind,
     )
 
 
-def _model(steps: int, d: int, h: int, o: int, loss_at: Any, h0: Any, biases: bool) -> RNN:
-    return RNN(steps=steps, input_size=d, hidden_size=h, output_size=o, loss_at=loss_at, h0=h0, biases=biases)
+def _scales(model: RNN) -> dict[str, float]:
+    """The scale of each parameter family (module docstring): |a_t| ≤ 1.5 and |z_t| ≤ 2 for every activation."""
+    D, H, _ = model.sizes
+    relu = model.activation == "relu"
+    return {
+        "W_xh": 0.5 / D,
+        "W_hh": (0.25 if relu else 0.5) / H,
+        "W_hy": (1.0 if relu else 1.5) / H,
+        "b_h": 0.5,
+        "b_y": 0.5,
+    }
 
 
 def parameters(model: RNN) -> SearchStrategy[dict[str, np.ndarray]]:
-    """Parameter sets of ``model`` (canonical names, row layout; biases as vectors (H,), (O,))."""
+    """Parameter sets of ``model`` (canonical names, the model's shapes; biases as vectors (H,), (O,))."""
     _check_model(model, "parameters()")
     return _parameters(model)
 
 
+def _row_shape(model: RNN, ref: Ref) -> tuple[int, int]:
+    """A value's shape in the row convention (the transpose of a column model's)."""
+    r, c = model.shape(ref)
+    return (c, r) if model.column else (r, c)
+
+
 def _parameters(model: RNN) -> SearchStrategy[dict[str, np.ndarray]]:
-    D, H, O = model.sizes
-    families: dict[str, SearchStrategy[np.ndarray]] = {
-        "W_xh": _entries((D, H), 0.5 / D),
-        "W_hh": _entries((H, H), 0.5 / H),
-        "W_hy": _entries((H, O), 1.5 / H),
-    }
-    if model.biases:
-        families["b_h"] = _entries((H,), 0.5)
-        families["b_y"] = _entries((O,), 0.5)
+    scales = _scales(model)
+    families: dict[str, SearchStrategy[np.ndarray]] = {}
+    for ref in model.parameters():
+        if ref.family.startswith("b_"):
+            families[ref.family] = _entries((max(model.shape(ref)),), scales[ref.family])
+        else:
+            # drawn in the row shape and transposed: the same draw is the same model in either convention
+            drawn = _entries(_row_shape(model, ref), scales[ref.family])
+            families[ref.family] = drawn.map(np.transpose) if model.column else drawn
     return st.fixed_dictionaries(families)
 
 
-def sequences(model: RNN, *, targets: TargetKind = "any") -> SearchStrategy[Inputs]:
-    """Input sequences of ``model``: ``xs`` (T, D), targets ``ys`` (T, O) on the simplex, ``h0`` (H,).
+def sequences(
+    model: RNN, *, targets: TargetKind = "any", params: Mapping[str, np.ndarray] | None = None
+) -> SearchStrategy[Inputs]:
+    """Input sequences of ``model``: ``xs`` (T, D), targets ``ys`` (T, O), ``h0`` (H,).
 
-    ``targets``: ``"onehot"``, ``"soft"`` or ``"any"`` (either, per sequence;
-    shrinks to one-hot). ``h0`` is zeros when ``model.h0 == "zeros"``.
+    ``targets``: ``"onehot"``, ``"soft"``, ``"real"`` (squared error only) or
+    ``"any"``: one-hot or soft per sequence for cross-entropy (shrinks to
+    one-hot), real vectors for squared error. ``h0`` is zeros when
+    ``model.h0 == "zeros"``. With ``params`` (canonical names, the model's
+    shapes, as :func:`parameters` draws them), a relu model's pre-activations
+    keep ``|a_t[j]| ≥`` :data:`RELU_MARGIN` (see the module docstring);
+    :func:`cases` does this for you.
     """
     _check_model(model, "sequences()")
-    _check_targets(targets)
-    return _sequences(model, targets)
+    _check_targets(targets, model)
+    if params is not None:
+        params = _check_params(model, params)
+    return _sequences(model, targets, params)
 
 
-def _check_targets(targets: object) -> None:
-    if targets not in ("any", "onehot", "soft"):
-        raise InvalidArgumentError(f"targets = {targets!r} is invalid", hint="use 'any', 'onehot' or 'soft'")
+def _check_targets(targets: object, model: RNN | None = None) -> None:
+    if targets not in ("any", "onehot", "soft", "real"):
+        raise InvalidArgumentError(f"targets = {targets!r} is invalid", hint="use 'any', 'onehot', 'soft' or 'real'")
+    if targets == "real" and model is not None and model.loss == "cross_entropy":
+        raise InvalidArgumentError(
+            "targets = 'real' needs a squared-error model: cross-entropy targets are distributions",
+            hint="use 'any', 'onehot' or 'soft', or a model with loss='squared_error'",
+        )
+
+
+def _check_params(model: RNN, params: object) -> dict[str, np.ndarray]:
+    if not isinstance(params, Mapping):
+        raise InvalidArgumentError(f"params must be a dict of arrays, not {type(params).__name__}", hint="draw them from parameters(model)")
+    out = {}
+    for ref in model.parameters():
+        want = (max(model.shape(ref)),) if ref.family.startswith("b_") else model.shape(ref)
+        value = np.asarray(params.get(ref.family), dtype=np.float64) if ref.family in params else None
+        if value is None or value.shape != want:
+            raise InvalidArgumentError(
+                f"params[{ref.family!r}] must be an array of shape {want} for {model.describe()}",
+                hint="draw them from parameters(model)",
+            )
+        out[ref.family] = value
+    return out
 
 
 @st.composite
-def _sequences(draw: st.DrawFn, model: RNN, targets: TargetKind) -> Inputs:
+def _sequences(draw: st.DrawFn, model: RNN, targets: TargetKind, params: Mapping[str, np.ndarray] | None = None) -> Inputs:
     T = model.steps
     D, H, O = model.sizes
-    xs = draw(_entries((T, D), 1.0))
-    soft = targets == "soft" or (targets == "any" and draw(st.booleans()))
-    if soft:
-        weights = np.array(draw(st.lists(st.integers(1, _SOFT_WEIGHT), min_size=T * O, max_size=T * O)), dtype=float)
-        ys = weights.reshape(T, O)
-        ys = ys / ys.sum(axis=1, keepdims=True)
+    x_codes = np.array(draw(_codes(T * D)), dtype=np.int64)
+    if targets == "real":
+        _check_targets(targets, model)  # a strategy may have drawn a cross-entropy model
+    if targets in ("real", "any") and model.loss == "squared_error":
+        ys = draw(_entries((T, O), 1.0))
     else:
-        classes = draw(st.lists(st.integers(0, O - 1), min_size=T, max_size=T))
-        ys = np.eye(O)[classes]
-    ys[:, -1] = 1.0 - ys[:, :-1].sum(axis=1)  # exactly on the simplex
+        soft = targets == "soft" or (targets == "any" and draw(st.booleans()))
+        if soft:
+            weights = np.array(draw(_soft_weights(T * O)), dtype=float)
+            ys = weights.reshape(T, O)
+            ys = ys / ys.sum(axis=1, keepdims=True)
+        else:
+            classes = draw(st.lists(st.integers(0, O - 1), min_size=T, max_size=T))
+            ys = np.eye(O)[classes]
+        ys[:, -1] = 1.0 - ys[:, :-1].sum(axis=1)  # exactly on the simplex
     h0 = draw(_entries((H,), 0.9)) if model.h0 == "input" else np.zeros(H)
+    xs = _decode(x_codes, (T, D), 1.0)
+    if params is not None and model.activation == "relu":
+        xs = _off_the_kink(model, params, x_codes, h0)
+        assume(xs is not None)  # no shift of some x_t's codes works: rare (0.5% of draws at T = 12, sizes ≤ 8)
     return Inputs(xs, ys, h0)
+
+
+def _soft_weights(n: int) -> SearchStrategy[list[int]]:
+    return st.lists(st.integers(1, _SOFT_WEIGHT), min_size=n, max_size=n)
+
+
+def _off_the_kink(model: RNN, params: Mapping[str, np.ndarray], x_codes: np.ndarray, h0: np.ndarray) -> np.ndarray | None:
+    """The inputs ``xs`` (T, D) of a relu model with every ``|a_t[j]| ≥ RELU_MARGIN``, or None.
+
+    Step by step: where ``x_t`` puts a pre-activation within the margin, its
+    codes are shifted cyclically (``c → c + k mod 20``, k = 1, 2, …) until
+    none is. A deterministic function of the draw, so hypothesis shrinks
+    through it as through any other value.
+    """
+    T, (D, _, _) = model.steps, model.sizes
+    row = {k: (v.T if model.column and v.ndim == 2 else v) for k, v in params.items()}
+    b_h = row.get("b_h", 0.0)
+    codes = x_codes.copy()
+    h = np.asarray(h0, dtype=np.float64)
+    for t in range(T):
+        for shift in range(2 * _LEVELS):
+            trial = codes.copy()
+            trial[t * D : (t + 1) * D] = (codes[t * D : (t + 1) * D] + shift) % (2 * _LEVELS)
+            x = _decode(trial, (T, D), 1.0)[t]
+            a = x @ row["W_xh"] + h @ row["W_hh"] + b_h
+            if np.min(np.abs(a)) >= RELU_MARGIN:
+                codes, h = trial, np.maximum(a, 0.0)
+                break
+        else:
+            return None
+    return _decode(codes, (T, D), 1.0)
 
 
 def cases(model: RNN | SearchStrategy[RNN] | None = None, *, targets: TargetKind = "any") -> SearchStrategy[Case]:
     """Whole test cases: a model (fixed, drawn from a strategy, or from :func:`models` when ``None``), its parameters and a sequence.
 
     The model is drawn first, so hypothesis shrinks a failure to the fewest
-    steps and the smallest sizes first, then to the simplest values.
+    steps and the smallest sizes first, then to the simplest values. The
+    sequence respects the model's options (:func:`sequences` with the
+    parameters drawn).
     """
-    _check_targets(targets)
+    _check_targets(targets, model if isinstance(model, RNN) else None)
     return _cases(_model_strategy(model, "cases()"), targets)
 
 
-def _model_strategy(model: object, where: str) -> SearchStrategy[RNN]:
+def _model_strategy(model: object, where: str, layout: object = None) -> SearchStrategy[RNN]:
+    """The models to draw; with an explicit ``layout``, a fixed model must be in it and :func:`models` follows it."""
     if model is None:
-        return models()
+        model = models()
     if isinstance(model, SearchStrategy):
+        if layout in CONVENTIONS and model in _FOLLOW_LAYOUT:
+            return model.map(lambda m: m.replace(convention=layout))
         return model
-    return st.just(_check_model(model, where))
+    model = _check_model(model, where)
+    if layout is not None and layout != model.convention:
+        raise _contradiction(model, layout, where)
+    return st.just(model)
+
+
+def _contradiction(model: RNN, layout: object, where: str) -> InvalidArgumentError:
+    other = "row" if layout == "column" else "column"
+    return InvalidArgumentError(
+        f"{where}: layout = {layout!r} contradicts the model's convention {model.convention!r} ({model.describe()})",
+        hint=f"your code's layout is the model's convention: use RNN(..., convention={layout!r}) or"
+        f" models(convention={layout!r}), or leave layout out (a {other}-vector model calls fn in the {other} layout)",
+    )
 
 
 @st.composite
-def _cases(draw: st.DrawFn, model_strategy: SearchStrategy[RNN], targets: TargetKind) -> Case:
+def _cases(draw: st.DrawFn, model_strategy: SearchStrategy[RNN], targets: TargetKind, layout: object = None) -> Case:
     model = draw(model_strategy)
     if not isinstance(model, RNN):
         raise InvalidArgumentError(f"the model strategy drew {model!r}, not an RNN", hint="use models() or st.just(RNN(...))")
+    if layout is not None and layout != model.convention:
+        raise _contradiction(model, layout, "assert_gradients_match()")
     params = draw(_parameters(model))
-    inputs = draw(_sequences(model, targets))
+    inputs = draw(_sequences(model, targets, params))
     return Case(model, params, inputs.xs, inputs.ys, inputs.h0)
 
 
 def _leaves_of(
     model: RNN, params: Mapping[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, h0: np.ndarray
 ) -> dict[Ref, np.ndarray]:
-    """Canonical row-layout arrays → leaves (1, rows, cols)."""
+    """Canonical arrays in the model's shapes (flat vectors) → leaves (1, rows, cols)."""
     out: dict[Ref, np.ndarray] = {}
     for ref in model.parameters():
         out[ref] = np.asarray(params[ref.family], dtype=np.float64).reshape(1, *model.shape(ref))
     for t in model.steps_range():
-        out[Ref("x", t)] = np.asarray(xs[t - 1], dtype=np.float64).reshape(1, 1, -1)
-        out[Ref("y", t)] = np.asarray(ys[t - 1], dtype=np.float64).reshape(1, 1, -1)
+        out[Ref("x", t)] = np.asarray(xs[t - 1], dtype=np.float64).reshape(1, *model.shape(Ref("x", t)))
+        out[Ref("y", t)] = np.asarray(ys[t - 1], dtype=np.float64).reshape(1, *model.shape(Ref("y", t)))
     if model.h0 == "input":
-        out[Ref("h", 0)] = np.asarray(h0, dtype=np.float64).reshape(1, 1, -1)
+        out[Ref("h", 0)] = np.asarray(h0, dtype=np.float64).reshape(1, *model.shape(Ref("h", 0)))
     return out
 
 
 def _point(model: RNN, leaves: Mapping[Ref, np.ndarray], p: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    """Point ``p`` of batched leaves as canonical row-layout arrays (params, xs, ys, h0)."""
+    """Point ``p`` of batched leaves as canonical arrays in the model's shapes (params, xs, ys, h0)."""
     params = {}
     for ref in model.parameters():
         value = np.asarray(leaves[ref][p], dtype=np.float64)
@@ -427,31 +629,49 @@ _CHECKABLE = PARAMETERS + _INPUTS
 _INPUT_ALIASES = {"h0": "h_0", "h_0": "h_0", "hprev": "h_0", "h_prev": "h_0", "prev_h": "h_0", "x": "x", "xs": "x"}
 
 
+_OUTER = {
+    "row": {"W_xh": "sum_t x_t.T @ da_t", "W_hh": "sum_t h_{t-1}.T @ da_t", "W_hy": "sum_t h_t.T @ dz_t"},
+    "column": {"W_xh": "sum_t da_t @ x_t.T", "W_hh": "sum_t da_t @ h_{t-1}.T", "W_hy": "sum_t dz_t @ h_t.T"},
+}
+"""Each weight's gradient as a sum of outer products, per convention (for the hint on a transposed shape)."""
+
+
 class _Bad(Exception):
     """fn broke its contract (a missing gradient, a wrong shape, …): a failure with this message."""
 
 
 class _Adapter:
-    """Translates between the canonical row layout and the user's names, layout and return convention."""
+    """Translates between the canonical arrays (the model's shapes) and the user's names, shapes and return convention."""
 
-    def __init__(self, names: Mapping[str, str] | None, layout: object, loss: object) -> None:
-        if layout not in ("row", "column"):
-            raise InvalidArgumentError(f"layout = {layout!r} is invalid", hint="use 'row' or 'column'")
+    def __init__(self, names: Mapping[str, str] | str | None, layout: object, loss: object, fn: Callable[..., Any] | None = None) -> None:
+        if layout not in (None, "row", "column"):
+            raise InvalidArgumentError(
+                f"layout = {layout!r} is invalid", hint="use 'row' or 'column' (or leave it out: the model's convention)"
+            )
         if loss not in (None, True, False):
             raise InvalidArgumentError(
                 f"loss = {loss!r} is invalid",
                 hint="use None (check the loss if fn returns it), True (fn must return it) or False (ignore it)",
             )
-        self.layout: Layout = layout  # type: ignore[assignment]
+        self.layout: Layout | None = layout  # type: ignore[assignment]
         self.loss = loss
+        self.pass_model = fn is not None and _takes_model(fn)
         self.user: dict[str, str] = {c: c for c in PARAMETERS}  # canonical → the user's name
         self.lookup: dict[str, str] = {c: c for c in _CHECKABLE} | dict(_INPUT_ALIASES)  # key → canonical
         if names is None:
             return
+        if isinstance(names, str):
+            preset = _NAME_PRESETS.get(names.strip().lower().replace("-", "_"))
+            if preset is None:
+                raise InvalidArgumentError(
+                    f"names = {names!r} is not a known set of names",
+                    hint="use 'min-char-rnn' (Wxh, Whh, Why, bh, by), 'textbook' (U, W, V, b, c) or a dict {yours: ours}",
+                )
+            names = preset
         if not isinstance(names, Mapping):
             raise InvalidArgumentError(
                 f"names must be a dict from your names to ours, not {type(names).__name__}",
-                hint='e.g. names={"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"}',
+                hint='e.g. names={"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"}, or names="min-char-rnn"',
             )
         seen: dict[str, str] = {}
         for mine, ours in names.items():
@@ -469,20 +689,27 @@ class _Adapter:
                 self.user[ours] = mine
             self.lookup[mine] = ours
 
+    def call(self, fn: Callable[..., Any], model: RNN, args: tuple[Any, ...]) -> Any:
+        """``fn(params, xs, ys, h0)``, with ``model=`` the case's RNN when fn takes that keyword."""
+        return fn(*args, model=model) if self.pass_model else fn(*args)
+
+    def check_layout(self, model: RNN, where: str) -> None:
+        """An explicit layout must be the model's convention."""
+        if self.layout is not None and self.layout != model.convention:
+            raise _contradiction(model, self.layout, where)
+
     # -- arguments ----------------------------------------------------------
 
     def arguments(
         self, model: RNN, params: Mapping[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, h0: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-        """Fresh float64 copies in the user's names and layout."""
-        col = self.layout == "column"
+        """Fresh float64 copies in the user's names and the model's layout (vectors as columns (n, 1) in the column convention)."""
+        col = model.column
         out: dict[str, np.ndarray] = {}
         for ref in model.parameters():
             value = np.array(params[ref.family], dtype=np.float64)
             if ref.family.startswith("b_"):
                 value = value.reshape(-1, 1) if col else value.reshape(-1)
-            elif col:
-                value = np.ascontiguousarray(value.T)
             out[self.user[ref.family]] = value
         T = model.steps
         xs_u, ys_u = np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
@@ -492,34 +719,36 @@ class _Adapter:
         return out, xs_u, ys_u, h0_u
 
     def user_shape(self, model: RNN, name: str) -> tuple[int, ...]:
-        """The shape of ``name`` (canonical) in the user's layout."""
+        """The shape of ``name`` (canonical) as fn gets it, in the model's layout."""
         D, H, O = model.sizes
-        col = self.layout == "column"
+        col = model.column
         if name == "x":
             return (model.steps, D, 1) if col else (model.steps, D)
         if name in ("h_0", "b_h", "b_y"):
             n = O if name == "b_y" else H
             return (n, 1) if col else (n,)
-        r, c = model.shape(Ref(name))
-        return (c, r) if col else (r, c)
+        return model.shape(Ref(name))
 
-    def canonical_shape(self, model: RNN, name: str) -> tuple[int, int]:
-        """The shape we compare ``name`` in: a parameter's matrix shape, (1, H) for h_0, (T, D) for x."""
+    def canonical_shape(self, model: RNN, name: str) -> tuple[int, ...]:
+        """The shape we compare ``name`` in: the model's shape of a parameter or of h_0, (T, D) for x."""
         if name == "x":
             return (model.steps, model.input_size)
         if name == "h_0":
-            return (1, model.hidden_size)
+            return model.shape(Ref("h", 0))
         return model.shape(Ref(name))
 
     def to_canonical(self, model: RNN, name: str, value: np.ndarray) -> np.ndarray:
-        """The user's array for ``name`` in the canonical shape (transposed back from the column layout)."""
+        """The user's array for ``name`` in the canonical shape."""
         want = self.user_shape(model, name)
         if value.shape != want and _squeeze(value.shape) != _squeeze(want):
-            raise _Bad(f"of shape {value.shape}, expected {want} ({name} in the {self.layout} layout)")
-        value = value.reshape(want)
-        if self.layout == "column" and name in ("W_xh", "W_hh", "W_hy"):
-            value = value.T
-        return value.reshape(self.canonical_shape(model, name))
+            hint = ""
+            if name in _OUTER["row"] and value.shape == want[::-1]:
+                hint = (
+                    f"; it has the transposed shape: an outer product the wrong way round? (in the {model.convention}"
+                    f" layout d{name} is {_OUTER[model.convention][name]})"
+                )
+            raise _Bad(f"of shape {value.shape}, expected {want} ({name} in the {model.convention} layout){hint}")
+        return value.reshape(want).reshape(self.canonical_shape(model, name))
 
     def canonical(self, model: RNN, found: Mapping[str, tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Every resolved gradient in its canonical shape; a wrong shape is a :class:`_Bad` naming the key."""
@@ -602,6 +831,15 @@ class _Adapter:
         return key if key in (name, f"d{name}") else f"{key} (dL/d{name})"
 
 
+def _takes_model(fn: Callable[..., Any]) -> bool:
+    """Whether fn has a parameter ``model`` that can be passed by keyword."""
+    try:
+        parameter = inspect.signature(fn).parameters.get("model")
+    except (TypeError, ValueError):  # a builtin or C function without a signature
+        return False
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+
+
 def _squeeze(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(d for d in shape if d != 1)
 
@@ -630,25 +868,42 @@ def _bucket(n: int) -> int:
     return size
 
 
-def _embed(model: RNN, leaves: Mapping[Ref, np.ndarray]) -> tuple[RNN, dict[Ref, np.ndarray]]:
-    """``model`` at ``leaves`` embedded exactly in a padded model (see the module docstring)."""
+def _padded(model: RNN) -> RNN:
+    """The padded row-convention model that ``model`` is embedded in (module docstring)."""
     T = model.steps
     D, H, O = model.sizes
-    padded = RNN(
+    return RNN(
         steps=_bucket(T), input_size=_bucket(D), hidden_size=_bucket(H), output_size=_bucket(O),
-        loss_at="all", h0="input", biases=True,
+        loss_at="all", h0="input", biases=True, convention="row", activation=model.activation, loss=model.loss,
     )
+
+
+def _embed(model: RNN, leaves: Mapping[Ref, np.ndarray]) -> tuple[RNN, dict[Ref, np.ndarray]]:
+    """``model`` at ``leaves`` (its own shapes) embedded exactly in a padded row-convention model (see the module docstring)."""
+    padded = _padded(model)
+    cross_entropy = model.loss == "cross_entropy"
+    silent = [t for t in padded.steps_range() if t not in model.loss_steps]  # padded steps and non-loss steps
     P = next(iter(leaves.values())).shape[0]
     out: dict[Ref, np.ndarray] = {}
     for ref in padded.leaves():
         arr = np.zeros((P, *padded.shape(ref)))
         value = leaves.get(ref)
-        if ref.family == "y" and ref.step not in model.loss_steps:
-            value = None  # zero target: zero loss and zero gradient at that step
+        if ref.family == "y" and ref.step in silent:
+            value = None  # cross-entropy: a zero target has zero loss and zero gradient
         if value is not None:
+            value = np.asarray(value, dtype=np.float64)
+            if model.column:
+                value = np.swapaxes(value, -1, -2)
             arr[:, : value.shape[1], : value.shape[2]] = value
         out[ref] = arr
-    out[Ref("b_y")][:, :, O:] = _MASKED_LOGIT
+    if cross_entropy:
+        out[Ref("b_y")][:, :, model.output_size :] = _MASKED_LOGIT
+    elif silent:
+        # squared error: the target y_t = z_t (jax's own forward, the same compiled program, so
+        # bitwise the z_t of the gradient pass) makes the step's loss and its gradient z_t - y_t zero
+        z = _numeric(padded).forward(out)
+        for t in silent:
+            out[Ref("y", t)] = np.asarray(z[Ref("z", t)], dtype=np.float64).reshape(P, *padded.shape(Ref("y", t)))
     return padded, out
 
 
@@ -679,16 +934,18 @@ def _ref_of(name: str, model: RNN) -> list[Ref]:
 
 
 def _real(model: RNN, ref: Ref, array: np.ndarray) -> np.ndarray:
-    """The real part (P, rows, cols) of a padded value."""
-    r, c = model.shape(ref)
-    return array[:, :r, :c]
+    """The real part of a padded (row-convention) value, in the model's shape (P, rows, cols)."""
+    r, c = _row_shape(model, ref)
+    real = array[:, :r, :c]
+    return np.swapaxes(real, -1, -2) if model.column else real
 
 
 def _stack(model: RNN, name: str, per_ref: Mapping[Ref, np.ndarray]) -> np.ndarray:
     """Per-ref gradients (P, rows, cols) → the canonical comparison shape with the point axis."""
     refs = _ref_of(name, model)
     if name == "x":
-        return np.concatenate([per_ref[r] for r in refs], axis=1)  # (P, T, D)
+        P = per_ref[refs[0]].shape[0]
+        return np.concatenate([per_ref[r].reshape(P, 1, -1) for r in refs], axis=1)  # (P, T, D)
     return per_ref[refs[0]]
 
 
@@ -798,7 +1055,7 @@ def _compare(
 def _check_case(fn: GradientFn, case: Case, adapter: _Adapter, rtol: float, atol: float) -> _Failure | None:
     """Run fn at one case and compare; None when everything matches."""
     model = case.model
-    output = fn(*adapter.arguments(model, case.params, case.xs, case.ys, case.h0))
+    output = adapter.call(fn, model, adapter.arguments(model, case.params, case.xs, case.ys, case.h0))
     try:
         loss, grads = adapter.split(output)
         found = adapter.resolve(grads, model)
@@ -918,7 +1175,7 @@ def _diagnose(
                 stacked = np.stack([point[w.name] for point in per_point])
                 if w.name == "x":
                     t = w.step or 1
-                    stacked = stacked[:, t - 1 : t, :]
+                    stacked = stacked[:, t - 1, :].reshape(len(per_point), *model.shape(Ref("x", t)))
                 values = stacked
             except KeyError:
                 problem = f"fn returned no {w.name} at bptt_check's sample points"
@@ -1005,8 +1262,8 @@ def assert_gradients_match(
     fn: GradientFn,
     model: RNN | SearchStrategy[RNN],
     *,
-    names: Mapping[str, str] | None = None,
-    layout: Layout = "row",
+    names: Mapping[str, str] | str | None = None,
+    layout: Layout | None = None,
     loss: bool | None = None,
     max_examples: int = 100,
     rtol: float = 1e-6,
@@ -1017,11 +1274,18 @@ def assert_gradients_match(
 
     ``model`` is one :class:`~bptt_check.model.RNN` (only values vary) or a
     strategy such as :func:`models` (steps and sizes vary too, and a failure
-    shrinks to the smallest model). ``names`` maps your parameter names to
-    ours (``{"Wxh": "W_xh", ...}``; ``h_0`` and ``x`` name the gradients of
-    the inputs); ``layout`` is ``"row"`` or ``"column"`` (shapes in the
-    module docstring). ``loss``: ``None`` checks the loss when fn returns
-    one, ``True`` requires it, ``False`` ignores it.
+    shrinks to the smallest model). fn is called in the model's convention
+    (row or column vectors; shapes in the module docstring), and the
+    diagnosis reads your gradients with the model's activation and loss.
+    ``names`` maps your parameter names to ours (``{"Wxh": "W_xh", ...}``;
+    ``h_0`` and ``x`` name the gradients of the inputs), or is a preset:
+    ``"min-char-rnn"`` or ``"textbook"`` (``U, W, V, b, c``). When fn takes
+    a keyword argument ``model``, it receives each case's RNN. ``layout``
+    (``"row"``, ``"column"``) is optional: a fixed model in the other
+    convention is an :class:`InvalidArgumentError`, and :func:`models`
+    without a ``convention`` draws its models in this layout. ``loss``:
+    ``None`` checks the loss when fn returns one, ``True`` requires it,
+    ``False`` ignores it.
 
     Each gradient must satisfy ``|yours − jax| ≤ atol + rtol·|jax|`` entrywise
     at every one of ``max_examples`` cases (``seed`` fixes hypothesis's
@@ -1032,8 +1296,8 @@ def assert_gradients_match(
     """
     if not callable(fn):
         raise InvalidArgumentError(f"fn must be callable, not {type(fn).__name__}", hint="pass your gradient function")
-    strategy = _cases(_model_strategy(model, "assert_gradients_match()"), "any")
-    adapter = _Adapter(names, layout, loss)
+    adapter = _Adapter(names, layout, loss, fn)
+    strategy = _cases(_model_strategy(model, "assert_gradients_match()", layout), "any", layout)
     _validate_run(max_examples, rtol, atol, seed)
     failure = _run(strategy, lambda case: _check_case(fn, case, adapter, rtol, atol), max_examples, seed)
     if failure is None:
@@ -1044,7 +1308,7 @@ def assert_gradients_match(
         def call(leaves: Mapping[Ref, np.ndarray], p: int) -> dict[str, np.ndarray]:
             m = failure.case.model
             args = adapter.arguments(m, *_point(m, leaves, p))
-            _, grads = adapter.split(fn(*args))
+            _, grads = adapter.split(adapter.call(fn, m, args))
             return adapter.canonical(m, adapter.resolve(grads, m))
 
         diagnoses = _diagnose(failure.case.model, failure.wrong, call, rtol, atol)
@@ -1080,7 +1344,7 @@ def _step_cases(draw: st.DrawFn, model_strategy: SearchStrategy[RNN]) -> StepCas
     model = draw(model_strategy)
     D, H, _ = model.sizes
     n = draw(st.integers(1, 3))
-    params = draw(_parameters(model))
+    params = draw(_parameters(RNN(input_size=D, hidden_size=H, biases=model.biases)))  # the step is row-vector tanh
     b = params.get("b_h", np.zeros(H))
     x = draw(_entries((n, D), 1.0))
     prev_h = draw(_entries((n, H), 0.9))
@@ -1209,7 +1473,8 @@ def assert_step_gradients_match(
 
     ``model`` gives the sizes D and H (a fixed :class:`~bptt_check.model.RNN`
     or a strategy; by default :func:`models`), and adds a bias to the forward
-    step when it has biases. The truth is jax's vector-Jacobian product of
+    step when it has biases; the step itself is always CS231n's, row vectors
+    and tanh, whatever the model's other options. The truth is jax's vector-Jacobian product of
     ``dnext_h`` through the step (cross-checked by sympy); the report and its
     diagnosis read the step as step 1 of a one-step model, ``h_0 = prev_h``,
     ``h_1 = next_h``.

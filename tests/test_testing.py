@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
@@ -19,6 +19,9 @@ from bptt_check import RNN, ConfigError, Ref
 from bptt_check.model import L_TOTAL
 from bptt_check.sampling import A_MAX, numpy_forward
 from bptt_check.testing import (
+    MIN_CHAR_RNN_NAMES,
+    RELU_MARGIN,
+    TEXTBOOK_NAMES,
     Case,
     InvalidArgumentError,
     assert_gradients_match,
@@ -92,6 +95,80 @@ def row_bptt_with_inputs(params, xs, ys, h0):
         dxs[t - 1] = da @ W_xh.T
         dh_next = da @ W_hh.T
     return loss, {**{f"d{k}": v for k, v in g.items()}, "dh0": dh_next, "dx": dxs}
+
+
+ACT = {"tanh": np.tanh, "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "relu": lambda a: np.maximum(a, 0.0)}
+ACT_GRAD = {"tanh": lambda a, h: 1 - h**2, "sigmoid": lambda a, h: h * (1 - h), "relu": lambda a, h: (a > 0) * 1.0}
+
+
+def any_bptt(params, xs, ys, h0, *, act="tanh", loss="cross_entropy", loss_at="all", bug=None, inputs=False):
+    """BPTT for either convention (column inputs are transposed to rows and back), any activation and loss.
+
+    ``bug`` introduces one mistake: ``"no_act_grad"`` (the activation derivative dropped),
+    ``"tanh_grad"`` (tanh's 1 - h**2 whatever the activation), ``"softmax"`` (a softmax
+    output under squared error), ``"no_half"`` (squared error without its 1/2),
+    ``"transposed_why"`` (dW_hy's outer product the wrong way round), ``"dx"`` (dx 1.5 times too large).
+    ``inputs`` also returns ``dh0`` and ``dx``.
+    """
+    column = np.ndim(xs) == 3
+    if column:  # (T, D, 1) and (n, 1) → rows; weights transposed
+        params = {k: (v.T if k.startswith("W") else v.reshape(-1)) for k, v in params.items()}
+        xs, ys, h0 = xs[..., 0], ys[..., 0], h0.reshape(-1)
+    W_xh, W_hh, W_hy = params["W_xh"], params["W_hh"], params["W_hy"]
+    b_h, b_y = params.get("b_h", 0.0), params.get("b_y", 0.0)
+    T = len(xs)
+    steps = range(1, T + 1) if loss_at == "all" else [T]
+    hs, As, outs, total = {0: h0}, {}, {}, 0.0
+    for t in range(1, T + 1):
+        As[t] = xs[t - 1] @ W_xh + hs[t - 1] @ W_hh + b_h
+        hs[t] = ACT[act](As[t])
+        z = hs[t] @ W_hy + b_y
+        if loss == "squared_error" and bug != "softmax":
+            outs[t] = z
+            if t in steps:
+                total += 0.5 * float(np.sum((z - ys[t - 1]) ** 2))
+        else:
+            e = np.exp(z - z.max())
+            outs[t] = e / e.sum()
+            if t in steps:
+                total -= float(ys[t - 1] @ np.log(outs[t]))
+    g = {k: np.zeros_like(v) for k, v in params.items()}
+    dh_next, dxs = np.zeros_like(h0), np.zeros_like(xs)
+    act_grad = {"no_act_grad": lambda a, h: 1.0, "tanh_grad": ACT_GRAD["tanh"]}.get(bug, ACT_GRAD[act])
+    for t in range(T, 0, -1):
+        dz = outs[t] - ys[t - 1] if t in steps else np.zeros_like(outs[t])
+        if bug == "no_half":
+            dz = 2 * dz
+        g["W_hy"] += np.outer(hs[t], dz)
+        if "b_y" in g:
+            g["b_y"] += dz
+        da = (dz @ W_hy.T + dh_next) * act_grad(As[t], hs[t])
+        g["W_xh"] += np.outer(xs[t - 1], da)
+        g["W_hh"] += np.outer(hs[t - 1], da)
+        if "b_h" in g:
+            g["b_h"] += da
+        dxs[t - 1] = da @ W_xh.T
+        dh_next = da @ W_hh.T
+    if inputs:
+        g["h0"], g["x"] = dh_next, dxs * (1.5 if bug == "dx" else 1.0)
+    if column:
+        g = {k: (v.T if k.startswith("W") else v.reshape(-1, 1) if k != "x" else v[..., None]) for k, v in g.items()}
+    if bug == "transposed_why":
+        g["W_hy"] = g["W_hy"].T
+    return total, g
+
+
+def forward_rows(case):
+    """The pre-activations a_t and logits z_t (T, H), (T, O) of a case, computed here in rows (independent of bptt_check)."""
+    m = case.model
+    p = {k: (v.T if m.column and v.ndim == 2 else v) for k, v in case.params.items()}
+    h, As, Zs = case.h0, [], []
+    for x in case.xs:
+        a = x @ p["W_xh"] + h @ p["W_hh"] + p.get("b_h", 0.0)
+        h = ACT[m.activation](a)
+        As.append(a)
+        Zs.append(h @ p["W_hy"] + p.get("b_y", 0.0))
+    return np.array(As), np.array(Zs)
 
 
 NO_BIAS = models(biases=False, loss_at="all")
@@ -193,6 +270,119 @@ def test_cases_are_well_conditioned(case):
     assert np.isfinite(values[L_TOTAL]).all()
 
 
+def _drawn(strategy, n=120):
+    """Every value ``strategy`` draws in ``n`` examples (a seeded hypothesis run)."""
+    seen = []
+
+    @seed(0)
+    @settings(max_examples=n, deadline=None, database=None)
+    @given(strategy)
+    def collect(value):
+        seen.append(value)
+
+    collect()
+    return seen
+
+
+def test_models_default_to_the_seeds_options():
+    drawn = _drawn(models(), 60)
+    assert {(m.convention, m.activation, m.loss) for m in drawn} == {("row", "tanh", "cross_entropy")}
+
+
+def test_models_draw_conventions_activations_and_losses_when_asked():
+    drawn = _drawn(models(convention=("row", "column"), activation=None, loss=None, max_size=2), 200)
+    assert {m.convention for m in drawn} == {"row", "column"}
+    assert {m.activation for m in drawn} == {"tanh", "sigmoid", "relu"}
+    assert {m.loss for m in drawn} == {"cross_entropy", "squared_error"}
+    assert {m.output_size for m in drawn if m.loss == "squared_error"} == {1, 2}  # one output is enough for squared error
+    assert min(m.output_size for m in drawn if m.loss == "cross_entropy") == 2
+    fixed = _drawn(models(convention="column", activation="relu", loss="squared-error"), 20)
+    assert {(m.convention, m.activation, m.loss) for m in fixed} == {("column", "relu", "squared_error")}
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(activation="softplus"), "activation = 'softplus'"),
+        (dict(activation=("tanh", "elu")), "activation = ('tanh', 'elu')"),
+        (dict(loss=()), "loss = () is empty"),
+        (dict(convention="col"), "convention = 'col'"),
+        (dict(biases=(True, "no")), "biases = (True, 'no')"),
+    ],
+)
+def test_models_validate_the_new_options(kwargs, text):
+    with pytest.raises(InvalidArgumentError, match=re.escape(text)):
+        models(**kwargs)
+
+
+ALL_OPTIONS = models(max_steps=6, max_size=5, convention=None, activation=None, loss=None)
+BOTH_CONVENTIONS = models(max_steps=6, max_size=5, convention=("row", "column"), activation=None, loss=None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data(), BOTH_CONVENTIONS)
+def test_parameters_have_the_model_shapes_for_every_option(data, model):
+    params = data.draw(parameters(model))
+    for ref in model.parameters():
+        want = (max(model.shape(ref)),) if ref.family.startswith("b_") else model.shape(ref)
+        assert params[ref.family].shape == want
+    D, H, _ = model.sizes
+    relu = model.activation == "relu"
+    bounds = {"W_xh": 0.5 / D, "W_hh": (0.25 if relu else 0.5) / H, "W_hy": (1.0 if relu else 1.5) / H, "b_h": 0.5, "b_y": 0.5}
+    for name, value in params.items():
+        assert np.all(np.abs(value) >= 0.1 * bounds[name] - 1e-15)
+        assert np.all(np.abs(value) <= bounds[name] + 1e-15)
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases(BOTH_CONVENTIONS))
+def test_cases_are_well_conditioned_for_every_option(case):
+    m = case.model
+    As, Zs = forward_rows(case)
+    assert np.abs(As).max() <= A_MAX + 1e-12  # tanh' ≥ 0.18, sigmoid' ≥ 0.14, relu's h ≤ 1.5
+    assert np.abs(Zs).max() <= 2.0 + 1e-12  # no saturated softmax
+    if m.activation == "relu":
+        assert np.abs(As).min() >= RELU_MARGIN  # away from the kink
+    if m.loss == "squared_error":
+        assert np.all(case.ys != 0) and np.abs(case.ys).max() <= 1.0  # real targets ±k/10
+    else:
+        assert np.all(case.ys >= 0) and np.all(case.ys.sum(axis=1) == 1.0)
+    leaves = case.leaves()
+    for ref in m.leaves():
+        assert leaves[ref].shape == (1, *m.shape(ref))
+
+
+def test_relu_cases_keep_off_the_kink_without_getting_stuck():
+    start = time.perf_counter()
+    drawn = _drawn(cases(models(max_steps=12, max_size=8, activation="relu", convention=("row", "column"))), 60)
+    assert len(drawn) == 60  # no health check failed (filter_too_much)
+    for case in drawn:
+        assert np.abs(forward_rows(case)[0]).min() >= RELU_MARGIN
+    assert any((forward_rows(case)[0] < 0).any() for case in drawn)  # inactive units too: the step function matters
+    assert time.perf_counter() - start < 30
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data(), models(loss="squared_error", activation="relu"))
+def test_sequences_for_given_parameters(data, model):
+    params = data.draw(parameters(model))
+    seq = data.draw(sequences(model, params=params))
+    case = Case(model, params, seq.xs, seq.ys, seq.h0)
+    assert np.abs(forward_rows(case)[0]).min() >= RELU_MARGIN
+    onehot = data.draw(sequences(model, targets="onehot"))
+    assert np.all(onehot.ys.sum(axis=1) == 1.0)
+
+
+def test_squared_error_targets_are_real_vectors():
+    model = RNN(steps=3, output_size=3, loss="squared_error")
+    ys = np.concatenate([seq.ys for seq in _drawn(sequences(model), 30)])
+    assert (ys < 0).any() and not np.allclose(ys.sum(axis=1), 1.0)
+    with pytest.raises(InvalidArgumentError, match="targets = 'real' needs a squared-error model"):
+        sequences(RNN(), targets="real")
+    with pytest.raises(InvalidArgumentError, match=re.escape("params['W_xh'] must be an array of shape (2, 2)")):
+        sequences(RNN(), params={"W_xh": np.zeros((3, 2))})
+
+
 @example_ok
 def test_cases_are_frozen_and_readable():
     case = cases(RNN(steps=2, biases=True)).example()
@@ -210,18 +400,29 @@ def test_cases_are_frozen_and_readable():
 
 @example_ok
 def test_case_arguments_in_the_column_layout():
-    model = RNN(steps=3, input_size=2, hidden_size=4, output_size=5, biases=True)
+    model = RNN(steps=3, input_size=2, hidden_size=4, output_size=5, biases=True, convention="column")
     case = cases(model).example()
-    params, xs, ys, h0 = case.arguments(MIN_CHAR, layout="column")
-    assert {k: v.shape for k, v in params.items()} == {
-        "Wxh": (4, 2), "Whh": (4, 4), "Why": (5, 4), "bh": (4, 1), "by": (5, 1)
-    }
-    assert xs.shape == (3, 2, 1) and ys.shape == (3, 5, 1) and h0.shape == (4, 1)
-    np.testing.assert_array_equal(params["Whh"], case.params["W_hh"].T)
-    params_row, xs_row, _, h0_row = case.arguments()
-    assert params_row["b_h"].shape == (4,) and xs_row.shape == (3, 2) and h0_row.shape == (4,)
-    params_row["W_xh"][0, 0] = 99.0  # a copy: the case is untouched
+    assert case.params["W_xh"].shape == (4, 2) and case.params["b_h"].shape == (4,)  # the model's shapes, flat vectors
+    for layout in (None, "column"):
+        params, xs, ys, h0 = case.arguments(MIN_CHAR, layout=layout)
+        assert {k: v.shape for k, v in params.items()} == {
+            "Wxh": (4, 2), "Whh": (4, 4), "Why": (5, 4), "bh": (4, 1), "by": (5, 1)
+        }
+        assert xs.shape == (3, 2, 1) and ys.shape == (3, 5, 1) and h0.shape == (4, 1)
+        np.testing.assert_array_equal(params["Whh"], case.params["W_hh"])
+    params["Wxh"][0, 0] = 99.0  # a copy: the case is untouched
     assert case.params["W_xh"][0, 0] != 99.0
+    params_row, xs_row, _, h0_row = cases(model.replace(convention="row")).example().arguments()
+    assert params_row["b_h"].shape == (4,) and params_row["W_xh"].shape == (2, 4)
+    assert xs_row.shape == (3, 2) and h0_row.shape == (4,)
+
+
+@example_ok
+def test_case_arguments_refuse_a_layout_that_contradicts_the_model():
+    case = cases(RNN()).example()
+    with pytest.raises(InvalidArgumentError, match=re.escape("layout = 'column' contradicts the model's convention 'row'")) as info:
+        case.arguments(layout="column")
+    assert "convention='column'" in info.value.hint
 
 
 # -- the truths ---------------------------------------------------------------------------
@@ -230,7 +431,11 @@ def test_case_arguments_in_the_column_layout():
 @pytest.mark.parametrize(
     "model",
     [RNN(steps=3, input_size=2, hidden_size=3, output_size=2, loss_at="last", h0="zeros"),
-     RNN(steps=2, input_size=1, hidden_size=2, output_size=3, biases=True)],
+     RNN(steps=2, input_size=1, hidden_size=2, output_size=3, biases=True),
+     RNN(steps=3, input_size=2, hidden_size=3, output_size=2, biases=True, convention="column", activation="sigmoid"),
+     RNN(steps=3, input_size=3, hidden_size=2, output_size=1, loss_at="last", activation="relu", loss="squared_error"),
+     RNN(steps=5, input_size=2, hidden_size=3, output_size=2, h0="zeros", biases=True, convention="column", loss="squared_error")],
+    ids=["last-zeros", "biases", "column-sigmoid", "relu-squared-last", "column-squared-T5"],
 )
 def test_the_padded_jax_truth_equals_the_plain_one(model):
     from bptt_check.numeric import NumericRNN
@@ -244,7 +449,7 @@ def test_the_padded_jax_truth_equals_the_plain_one(model):
     for ref in model.parameters():
         np.testing.assert_allclose(padded[ref.family], plain[ref], rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(padded["h_0"], plain[Ref("h", 0)], rtol=1e-13, atol=1e-15)
-    xs = np.concatenate([plain[Ref("x", t)] for t in model.steps_range()], axis=1)
+    xs = np.concatenate([plain[Ref("x", t)].reshape(3, 1, -1) for t in model.steps_range()], axis=1)  # (P, T, D)
     np.testing.assert_allclose(padded["x"], xs, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(_jax_loss(model, leaves), numpy_forward(model, leaves)[L_TOTAL].reshape(-1), rtol=1e-13)
 
@@ -274,6 +479,118 @@ def test_loss_at_last_step_and_fixed_model():
 
     assert_gradients_match(last, models(loss_at="last"), **FAST)
     assert_gradients_match(last, RNN(steps=4, input_size=3, hidden_size=2, output_size=3, loss_at="last"), **FAST)
+
+
+# -- the model options: convention, activation, loss --------------------------------------------
+
+COLUMN = models(convention="column", biases=True, loss_at="all")
+
+
+def test_min_char_rnn_passes_with_a_column_model_and_no_layout():
+    assert_gradients_match(rnn_impls.lossFun, COLUMN, names="min-char-rnn", **FAST)
+    assert_gradients_match(rnn_impls.lossFun, COLUMN, names=MIN_CHAR, layout="column", **FAST)  # an agreeing layout
+    fixed = RNN(steps=3, input_size=2, hidden_size=3, output_size=4, biases=True, convention="column")
+    assert_gradients_match(rnn_impls.lossFun, fixed, names="min-char-rnn", **FAST)
+
+
+def test_sigmoid_and_squared_error_variants_of_min_char_rnn_pass():
+    sigmoid = models(convention="column", biases=True, loss_at="all", activation="sigmoid")
+    assert_gradients_match(rnn_impls.lossFun_sigmoid, sigmoid, names="min-char-rnn", **FAST)
+    squared = models(convention="column", biases=True, loss_at="all", loss="squared_error")
+    assert_gradients_match(rnn_impls.lossFun_squared_error, squared, names="min-char-rnn", **FAST)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+def test_correct_implementations_pass_for_every_option(act, loss):
+    """Either convention in one run (fn reads it from the shapes), with or without biases, h_0 and loss steps drawn."""
+    strategy = models(convention=("row", "column"), activation=act, loss=loss, loss_at="all")
+
+    def fn(*args):
+        return any_bptt(*args, act=act, loss=loss)
+
+    assert_gradients_match(fn, strategy, max_examples=12, seed=0)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+def test_gradients_of_the_inputs_in_the_column_convention(loss):
+    strategy = models(convention="column", activation="relu", loss=loss, loss_at="all")
+
+    def fn(params, xs, ys, h0, bug=None):
+        out = any_bptt(params, xs, ys, h0, act="relu", inputs=True, loss=loss, bug=bug)
+        assert out[1]["x"].shape == xs.shape == (len(xs), params["W_xh"].shape[1], 1) and out[1]["h0"].shape == h0.shape
+        return out
+
+    assert_gradients_match(fn, strategy, **FAST)
+    with pytest.raises(AssertionError, match=r"(?s)^x does not match.*worst entry x\[0, 0, 0\].*x is 1\.5 × the true gradient.*\[wrong_factor\].*column vectors, relu"):
+        assert_gradients_match(lambda *a: fn(*a, bug="dx"), strategy, **FAST)
+
+
+def test_fn_that_takes_the_model_serves_every_option_in_one_run():
+    seen = set()
+
+    def fn(params, xs, ys, h0, model):
+        seen.add((model.convention, model.activation, model.loss, model.loss_at))
+        return any_bptt(params, xs, ys, h0, act=model.activation, loss=model.loss, loss_at=model.loss_at)
+
+    everything = models(convention=("row", "column"), activation=None, loss=None)
+    assert_gradients_match(fn, everything, max_examples=40, seed=0)
+    for axis, values in enumerate([{"row", "column"}, {"tanh", "sigmoid", "relu"}, {"cross_entropy", "squared_error"}]):
+        assert {combination[axis] for combination in seen} == values
+    with pytest.raises(AssertionError, match=r"(?s)drops the (sigmoid|relu|tanh) derivative"):
+        assert_gradients_match(lambda *a, model: any_bptt(*a, act=model.activation, bug="no_act_grad"),
+                               models(activation=None), max_examples=40, seed=0)
+
+
+def test_relu_and_squared_error_with_a_loss_at_the_last_step_only():
+    def fn(*args):
+        return any_bptt(*args, act="relu", loss="squared_error", loss_at="last")
+
+    model = RNN(steps=5, input_size=3, hidden_size=4, output_size=1, loss_at="last", activation="relu", loss="squared_error")
+    assert_gradients_match(fn, model, **FAST)
+
+
+def test_textbook_names_in_the_column_convention():
+    """Goodfellow et al.'s U, W, V, b, c: a = b + W h + U x, o = c + V h."""
+    to_ours = dict(TEXTBOOK_NAMES)
+
+    def fn(params, xs, ys, h0):
+        assert set(params) == {"U", "W", "V", "b", "c"} and params["U"].shape[1] == xs.shape[1]
+        loss, g = any_bptt({to_ours[k]: v for k, v in params.items()}, xs, ys, h0)
+        mine = {ours: mine for mine, ours in TEXTBOOK_NAMES.items()}
+        return loss, {f"d{mine[k]}": v for k, v in g.items()}
+
+    assert_gradients_match(fn, COLUMN, names="textbook", **FAST)
+    assert_gradients_match(fn, COLUMN, names=TEXTBOOK_NAMES, **FAST)
+
+
+def test_models_without_a_convention_follow_the_layout():
+    """Older calls: models() with layout="column" draws column models (models(...) alone draws row ones)."""
+    shapes = set()
+
+    def fn(params, xs, ys, h0):
+        shapes.add((xs.ndim, h0.shape[-1] == 1))
+        return rnn_impls.lossFun(params, xs, ys, h0)
+
+    assert_gradients_match(fn, WITH_BIAS, names=MIN_CHAR, layout="column", **FAST)
+    assert shapes == {(3, True)}
+
+
+def test_a_layout_that_contradicts_the_model_is_refused():
+    with pytest.raises(InvalidArgumentError, match=re.escape("layout = 'column' contradicts the model's convention 'row'")) as info:
+        assert_gradients_match(rnn_impls.lossFun, RNN(biases=True), names=MIN_CHAR, layout="column")
+    assert "RNN(..., convention='column')" in info.value.hint
+    with pytest.raises(InvalidArgumentError, match=re.escape("layout = 'row' contradicts the model's convention 'column'")):
+        assert_gradients_match(row_bptt, models(convention="column"), layout="row", **FAST)
+    with pytest.raises(InvalidArgumentError, match="layout = 'row' contradicts"):
+        assert_gradients_match(row_bptt, st.just(RNN(convention="column")), layout="row", **FAST)
+
+
+def test_name_presets():
+    assert dict(MIN_CHAR_RNN_NAMES) == MIN_CHAR
+    with pytest.raises(InvalidArgumentError, match=re.escape("names = 'karpathy' is not a known set of names")) as info:
+        assert_gradients_match(rnn_impls.lossFun, COLUMN, names="karpathy")
+    assert "'min-char-rnn'" in info.value.hint and "'textbook'" in info.value.hint
 
 
 @pytest.mark.parametrize(
@@ -343,6 +660,53 @@ def test_transposed_gradient():
     msg = _failure(lambda *a: row_bptt(*a, transpose_whh=True), models(loss_at="all", max_size=2))
     assert "W_hh does not match the true gradient" in msg
     assert "[transposed" in msg or "wrong way round" in msg
+
+
+def test_forgetting_the_sigmoid_derivative_is_named():
+    msg = _failure(rnn_impls.lossFun_sigmoid_forgets_derivative, models(convention="column", biases=True, activation="sigmoid"), names="min-char-rnn")
+    assert msg.startswith("dWxh (dL/dW_xh) does not match the true gradient")
+    assert "dWxh drops the sigmoid derivative h_1 * (1 - h_1) at step 1 [missing_activation_derivative]" in msg
+    assert "Case(T=1, D=1, H=1, O=2, loss at every step, biases, column vectors, sigmoid" in msg  # the smallest model
+    assert "tanh" not in msg
+
+
+def test_tanh_derivative_in_a_sigmoid_model_is_named():
+    msg = _failure(lambda *a: any_bptt(*a, act="sigmoid", bug="tanh_grad"), models(activation="sigmoid", biases=False))
+    assert msg.startswith("W_xh does not match the true gradient")
+    assert "W_xh uses the tanh's derivative 1 - h_1**2 where sigmoid's h_1 * (1 - h_1) belongs (step 1) [wrong_activation_derivative]" in msg
+    assert "Case(T=1, D=1, H=1, O=2, loss at every step, sigmoid" in msg
+
+
+def test_forgetting_the_relu_derivative_is_named():
+    msg = _failure(lambda *a: any_bptt(*a, act="relu", bug="no_act_grad"), models(activation="relu", biases=False, convention="column"))
+    assert "W_xh does not match the true gradient" in msg
+    assert re.search(r"W_xh drops the relu derivative step\([ah]_1\) at step 1 \[missing_activation_derivative\]", msg)
+    assert re.search(r"Case\(T=1, D=1, H=1, O=2, .*column vectors, relu", msg)
+    assert "tanh" not in msg and "sigmoid" not in msg
+
+
+def test_squared_error_without_its_half_is_a_factor_of_two():
+    msg = _failure(lambda *a: any_bptt(*a, loss="squared_error", bug="no_half"), models(loss="squared_error", biases=False))
+    assert msg.startswith("W_xh does not match the true gradient")
+    assert re.search(r"likely mistake: W_xh .*2 .*the 1/2 of L_t = 1/2 sum \(yhat_t - y_t\)\*\*2.*\[extra_factor\]", msg)
+    assert "Case(T=1, D=1, H=1, O=1, loss at every step, squared error" in msg  # one output is the smallest
+
+
+def test_transposed_dwhy_in_the_column_layout():
+    """(h_t dz_t.T where dz_t h_t.T belongs): a wrong value when H = O, a shape error with a hint when not."""
+
+    def transposed(*args):
+        return any_bptt(*args, bug="transposed_why")
+
+    msg = _failure(transposed, models(convention="column", biases=True))
+    assert msg.startswith("W_hy does not match the true gradient")
+    assert "W_hy writes the outer product with h_1 the wrong way round" in msg
+    assert "Case(T=1, D=1, H=2, O=2, " in msg  # with H = 1 it is a vector, and right: H = O = 2 is the smallest failure
+    msg = _failure(transposed, RNN(steps=2, input_size=2, hidden_size=2, output_size=3, convention="column"))
+    assert msg.startswith(
+        "fn returned 'W_hy' of shape (2, 3), expected (3, 2) (W_hy in the column layout); it has the transposed shape:"
+        " an outer product the wrong way round? (in the column layout dW_hy is sum_t dz_t @ h_t.T)"
+    )
 
 
 def test_the_loss_value_is_checked():
@@ -494,6 +858,7 @@ def test_fixture(bptt_gradients):
     model = bptt_gradients.models(biases=True, loss_at="all")
     bptt_gradients.assert_gradients_match(rnn_impls.lossFun, model, names=NAMES, layout="column", max_examples=500)
     assert isinstance(bptt_gradients.cases(bptt_gradients.RNN()).example().xs, np.ndarray)
+    assert dict(bptt_gradients.MIN_CHAR_RNN_NAMES) == NAMES and bptt_gradients.TEXTBOOK_NAMES["V"] == "W_hy"
 """
 
 
@@ -527,8 +892,8 @@ def test_without_the_plugin_there_is_no_fixture(plugin_env):
 
 def test_the_documented_example_runs_with_the_fixture(plugin_env):
     shutil.copy(EXAMPLE / "test_user_rnn.py", plugin_env.path / "test_user_rnn.py")
-    result = plugin_env.runpytest("-p", "bptt_check.pytest_plugin", "--bptt-max-examples", "10", "--bptt-seed", "0", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5)
+    result = plugin_env.runpytest("-p", "bptt_check.pytest_plugin", "--bptt-max-examples", "5", "--bptt-seed", "0", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
 
 
 def _entry_point_installed() -> bool:
