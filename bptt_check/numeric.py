@@ -37,7 +37,10 @@ denominator's step (``L`` and parameters have no step): where ``h_s`` feeds
 with the mask ``m_s ∈ {0, 1}`` an *argument* of the compiled function, so both
 readings share one compilation and the value is unchanged. At T = 2:
 ∂h_2/∂W_hh (immediate) holds h_1 fixed; ∂L/∂h_1 (immediate) = ∂L_1/∂h_1;
-∂L_2/∂h_1 is the same under both readings.
+∂L_2/∂h_1 is the same under both readings. A second mask ``c_s`` cuts only
+the recurrent edge ``h_s → a_{s+1}`` the same way: with every edge cut, one
+backward pass gives the immediate ∂L/∂h_t for every t at once
+(:meth:`NumericRNN.gradients` with ``recurrent=False``).
 
 **Finite differences** (:func:`finite_differences`) use the independent numpy
 forward :func:`bptt_check.sampling.numpy_forward` and central differences.
@@ -135,19 +138,26 @@ class NumericRNN:
             values[ref] = np.asarray(_select(ref, outs)).reshape(P, *m.shape(ref))
         return values
 
-    def gradients(self, leaves: Mapping[Ref, np.ndarray], of: Ref = L_TOTAL) -> dict[Ref, np.ndarray]:
+    def gradients(
+        self, leaves: Mapping[Ref, np.ndarray], of: Ref = L_TOTAL, *, recurrent: bool = True
+    ) -> dict[Ref, np.ndarray]:
         """The (total) gradient of the scalar ``of`` (``L`` or an ``L_t``) with respect to every ref.
 
         Keys: every leaf, ``h_0`` (also when it is zeros), and every node
         ``a_t, h_t, z_t, yhat_t, L_t`` and ``L`` (nodes not upstream of ``of``
         get zeros, ``of`` itself 1); each value has the ref's shape, (P, rows, cols).
+        ``recurrent=False`` cuts every edge ``h_{t-1} → a_t``: the gradient of
+        ``L`` with respect to ``h_t`` is then its immediate one (the path through ``L_t`` only).
         """
         m = self.model
         of = self._check_ref(of)
         if not of.is_loss:
             raise ConfigError(f"gradients of {of} are not defined", hint="use L or a step loss L_t (a scalar)")
         arrs, P = _unpack(m, leaves)
-        _, (g_arrs, g_perts) = self._run(arrs, P, of, _no_block(m))
+        block = _no_block(m)
+        if not recurrent:
+            block[:, 1] = 1.0
+        _, (g_arrs, g_perts) = self._run(arrs, P, of, block)
         out: dict[Ref, np.ndarray] = {}
         for ref in m.refs():
             store = g_arrs if _is_leaf(ref) else g_perts
@@ -365,15 +375,17 @@ def _zero_perturbations(model: RNN, lead: tuple[int, ...] = ()) -> Arrays:
 
 
 def _no_block(model: RNN) -> np.ndarray:
-    return np.zeros(model.steps)
+    """(T, 2): per step, m_s (paths through h_s blocked) and c_s (the edge h_s → a_{s+1} cut)."""
+    return np.zeros((model.steps, 2))
 
 
 def _block_mask(model: RNN, num: Ref, den: Ref, reading: Reading) -> np.ndarray:
     """m_s = 1 where paths through h_s are blocked: immediate reading, s ∉ {num's step, den's step}."""
-    if reading == "total":
-        return _no_block(model)
-    keep = {ref.step for ref in (num, den) if ref.step is not None}
-    return np.array([0.0 if s in keep else 1.0 for s in model.steps_range()])
+    block = _no_block(model)
+    if reading == "immediate":
+        keep = {ref.step for ref in (num, den) if ref.step is not None}
+        block[:, 0] = [0.0 if s in keep else 1.0 for s in model.steps_range()]
+    return block
 
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -389,7 +401,7 @@ def _run(
 ) -> Arrays:
     """The forward pass of one point (no point axis, row convention): per-step node values and the total loss.
 
-    ``block`` (T,) is the reading's mask m_s; ``loss_mask`` (T,) is 1 at the loss
+    ``block`` (T, 2) holds the reading's mask m_s and the cut c_s; ``loss_mask`` (T,) is 1 at the loss
     steps. Biases are used when ``arrs`` has them; ``h_0`` is data (zeros or not).
     """
     act = _ACTIVATIONS[activation]
@@ -399,12 +411,13 @@ def _run(
     b_y = arrs.get("b_y")
 
     def step(h_prev: jax.Array, inp: tuple[jax.Array, ...]) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-        x, y, pa, ph, pz, pyhat, pl, m = inp
+        x, y, pa, ph, pz, pyhat, pl, (m, c) = inp
         a = x @ W_xh + h_prev @ W_hh + pa
         if b_h is not None:
             a = a + b_h
         h = act(a) + ph
         h_out = h + m * (jax.lax.stop_gradient(h) - h)  # = h; blocks paths through h when m = 1
+        h_next = h_out + c * (jax.lax.stop_gradient(h_out) - h_out)  # = h; cuts h -> a_{t+1} when c = 1
         z = h_out @ W_hy + pz
         if b_y is not None:
             z = z + b_y
@@ -415,7 +428,7 @@ def _run(
             e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z)))
             yhat = e / jnp.sum(e) + pyhat
             loss = -jnp.sum(y * jnp.log(yhat)) + pl
-        return h_out, (a, h, z, yhat, loss)
+        return h_next, (a, h, z, yhat, loss)
 
     xs = (arrs["x"], arrs["y"], perts["a"], perts["h"], perts["z"], perts["yhat"], perts["L"], block)
     _, (a, h, z, yhat, loss) = jax.lax.scan(step, arrs["h0"], xs)

@@ -1069,7 +1069,9 @@ class SymbolicRNN:
         if self._order[den] not in self._upstream(num):
             return [_ZERO] * (n_num * n_den), []
         active: frozenset[Ref] | None = None
-        if reading == "immediate":
+        if reading == "immediate" and num == L_TOTAL and den.family == "h":
+            active = self._direct_nodes()  # one sweep serves every h_t (see _direct_nodes)
+        elif reading == "immediate":
             active = self._between(num, den, self._blocked(num, den))
             if not active:
                 return [_ZERO] * (n_num * n_den), []
@@ -1079,6 +1081,15 @@ class SymbolicRNN:
         for sweep in sweeps:
             out.extend(sweep.adjoints.get(den, zero))
         return out, sweeps
+
+    def _direct_nodes(self) -> frozenset[Ref]:
+        """Every h, z, yhat and L node: a sweep of L restricted to them never crosses an edge h_{t-1} → a_t.
+
+        So the adjoint of each h_t is its immediate ∂L/∂h_t (the path through L_t
+        alone, as no other hidden state may be passed), for every t from one sweep.
+        """
+        fams = ("h", "z", "yhat", "L")
+        return frozenset(r for r in self._refs if r.family in fams)
 
     # -- compiling and expanding -------------------------------------------------
 

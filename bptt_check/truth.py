@@ -18,7 +18,7 @@ import numpy as np
 from .errors import InternalError
 from .evaluate import ExactBackend, FloatBackend
 from .exact import ExactPoints, sample_exact
-from .model import RNN, Reading, Ref, Target, squeeze_shape
+from .model import L_TOTAL, RNN, Reading, Ref, Target, squeeze_shape
 from .sampling import describe_point, sample_points
 from .symbolic import SymbolicRNN
 
@@ -46,7 +46,7 @@ class Truth:
         self._numeric: Any = None
         self._float: dict[tuple[Ref, Ref, str], np.ndarray] = {}
         self._jax: dict[tuple[Ref, Ref, str], np.ndarray] = {}
-        self._jax_grads: dict[Ref, dict[Ref, np.ndarray]] = {}
+        self._jax_grads: dict[tuple[Ref, bool], dict[Ref, np.ndarray]] = {}
         self._exact: dict[tuple[Ref, Ref, str], np.ndarray] = {}
         self._agreement: dict[tuple[Ref, Ref, str], float] = {}
         self._forward_checked: float | None = None
@@ -78,16 +78,20 @@ class Truth:
         if key not in self._jax:
             if num.is_loss and (reading == "total" or not self.symbolic.is_ambiguous(num, den)):
                 # one backward pass gives the gradient of a loss with respect to every ref
-                grads = self._jax_gradients(num)
+                grads = self._jax_gradients(num, recurrent=True)
+                self._jax[key] = grads[den].reshape(self.points, *squeeze_shape(self.model.shape(den)))
+            elif num == L_TOTAL and den.family == "h":
+                # immediate ∂L/∂h_t for every t: one pass with every edge h_{t-1} → a_t cut
+                grads = self._jax_gradients(num, recurrent=False)
                 self._jax[key] = grads[den].reshape(self.points, *squeeze_shape(self.model.shape(den)))
             else:
                 self._jax[key] = np.asarray(self.numeric.partial(num, den, self.leaves, reading))
         return self._jax[key]
 
-    def _jax_gradients(self, of: Ref) -> dict[Ref, np.ndarray]:
-        if of not in self._jax_grads:
-            self._jax_grads[of] = self.numeric.gradients(self.leaves, of)
-        return self._jax_grads[of]
+    def _jax_gradients(self, of: Ref, *, recurrent: bool) -> dict[Ref, np.ndarray]:
+        if (of, recurrent) not in self._jax_grads:
+            self._jax_grads[(of, recurrent)] = self.numeric.gradients(self.leaves, of, recurrent=recurrent)
+        return self._jax_grads[(of, recurrent)]
 
     def jacobian_exact(self, num: Ref, den: Ref, reading: Reading = "total") -> np.ndarray:
         key = (num, den, reading)
