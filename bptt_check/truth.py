@@ -80,7 +80,7 @@ class Truth:
                 # one backward pass gives the gradient of a loss with respect to every ref
                 grads = self._jax_gradients(num, recurrent=True)
                 self._jax[key] = grads[den].reshape(self.points, *squeeze_shape(self.model.shape(den)))
-            elif num == L_TOTAL and den.family == "h":
+            elif num == L_TOTAL and den.is_hidden:
                 # immediate ∂L/∂h_t for every t: one pass with every edge h_{t-1} → a_t cut
                 grads = self._jax_gradients(num, recurrent=False)
                 self._jax[key] = grads[den].reshape(self.points, *squeeze_shape(self.model.shape(den)))

@@ -463,3 +463,17 @@ def test_finite_differences_for_every_option(model):
             jac = num.partial(n, d, points)
             fd = finite_differences(model, n, d, points)
             assert np.abs(jac - fd).max() <= FD_RTOL * max(1.0, np.abs(fd).max()), (n, d)
+
+
+@pytest.mark.parametrize("model", [RNN(steps=4, hidden_size=3), RNN(steps=3, convention="column", activation="sigmoid", loss="squared_error", biases=True)])
+def test_cut_recurrence_gives_every_immediate_hidden_gradient(model: RNN) -> None:
+    """gradients(recurrent=False) at h_t equals the immediate ∂L/∂h_t that a per-t block mask gives."""
+    leaves = sample_points(model, 3, seed=1)
+    net = NumericRNN(model)
+    cut = net.gradients(leaves, L_TOTAL, recurrent=False)
+    full = net.gradients(leaves, L_TOTAL)
+    for t in model.steps_range():  # h_0 is an input: its edge to a_1 is not cut
+        h = Ref("h", t)
+        immediate = net.partial(L_TOTAL, h, leaves, "immediate").reshape(cut[h].shape)
+        np.testing.assert_allclose(cut[h], immediate, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(cut[Ref("h", 1)], full[Ref("h", 1)])  # the recurrent paths were cut

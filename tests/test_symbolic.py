@@ -706,3 +706,24 @@ def test_squared_error_definitions() -> None:
     yhat = sym.symbols(Ref("yhat", 1))[0, 0]
     assert sympy.expand(sym.definition(Ref("L", 1))[0, 0] - (yhat - y) ** 2 / 2) == 0
     assert str(sym.partial(Ref("L", 1), Ref("z", 1)).in_nodes()).replace(" ", "") in ("-y_1+yhat_1", "yhat_1-y_1")
+
+
+@pytest.mark.parametrize("model", [RNN(steps=4, hidden_size=3), RNN(steps=3, h0="zeros", loss_at="last", convention="column")])
+def test_one_direct_sweep_gives_each_immediate_hidden_gradient(model: RNN) -> None:
+    """The shared sweep over h, z, yhat, L equals the sweep restricted to each (L, h_t)'s immediate paths."""
+    from bptt_check.symbolic import _Core
+
+    sym = SymbolicRNN(model)
+    leaves = _option_leaves(model, np.random.default_rng(0))
+    values = sym.forward_values(leaves)
+    for t in range(0, model.steps + 1):
+        h = Ref("h", t)
+        got = sym.partial(L_TOTAL, h, "immediate").evaluate(values)
+        active = sym._between(L_TOTAL, h, sym._blocked(L_TOTAL, h))
+        if not active:
+            assert np.all(got == 0)
+            continue
+        sweep = sym._sweep(L_TOTAL, 0, active)
+        core = _Core(sym, list(sweep.adjoints.get(h, [sympy.S.Zero] * got[0].size)), [sweep])
+        expected = Jacobian(L_TOTAL, h, "immediate", got.shape[1:], core).evaluate(values)
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
