@@ -237,7 +237,7 @@ option_models = st.builds(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=option_models, data=st.data())
 def test_generated_mistakes_are_diagnosed_for_every_option(model, data):
     test_generated_mistakes_are_diagnosed.hypothesis.inner_test(model=model, data=data)
