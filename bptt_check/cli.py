@@ -7,6 +7,7 @@ stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import tomllib
@@ -54,12 +55,15 @@ def _sizes(text: str) -> tuple[int, int, int]:
 
 def _choice(option: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     """An argparse type for a model option's value: dashes or underscores, any case (``cross-entropy``)."""
-    shown = " or ".join(c.replace("_", "-") for c in choices)
+    names = [c.replace("_", "-") for c in choices]
+    shown = ", ".join(names[:-1]) + " or " + names[-1]
 
     def convert(text: str) -> str:
         value = normalize_choice(text)
         if value not in choices:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {option}: use {shown}")
+            close = difflib.get_close_matches(str(value), list(choices), n=1)
+            guess = f"did you mean {close[0].replace('_', '-')}? " if close else ""
+            raise argparse.ArgumentTypeError(f"{text!r} is not a known {option}: {guess}use {shown}")
         return str(value)
 
     convert.__name__ = option  # argparse names the type in its messages

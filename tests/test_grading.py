@@ -731,4 +731,4 @@ def test_cli_grade_with_a_column_override(tmp_path: Path):
     assert rows["col"]["verdict"] == "equivalent" and rows["row"]["verdict"] == "invalid"
     bad = subprocess.run(_cli("grade", "--question", q, subs, "--activation", "tan"),
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "'tan' is not a activation" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "'tan' is not a known activation: did you mean tanh?" in bad.stderr and "Traceback" not in bad.stderr
