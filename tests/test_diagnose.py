@@ -99,14 +99,14 @@ def test_partial_credit_is_proportional_to_the_terms_right():
 
 # -- the variant generator is its own oracle ------------------------------------------
 
-models = st.builds(
-    RNN,
+_small = dict(
     steps=st.integers(1, 3),
     input_size=st.integers(1, 3),
     hidden_size=st.integers(2, 3),
     output_size=st.integers(2, 3),
     loss_at=st.sampled_from(["all", "last"]),
 )
+models = st.builds(RNN, **_small)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -225,11 +225,7 @@ def test_column_variants_are_written_in_the_column_convention():
 
 option_models = st.builds(
     RNN,
-    steps=st.integers(1, 3),
-    input_size=st.integers(1, 3),
-    hidden_size=st.integers(2, 3),
-    output_size=st.integers(2, 3),
-    loss_at=st.sampled_from(["all", "last"]),
+    **_small,
     biases=st.booleans(),
     convention=st.sampled_from(["row", "column"]),
     activation=st.sampled_from(["tanh", "sigmoid", "relu"]),
