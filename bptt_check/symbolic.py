@@ -628,8 +628,12 @@ class SymbolicRNN:
             self._symbols[ref] = sympy.ImmutableMatrix(rows, cols, flat)
             for k, s in enumerate(flat):
                 self._where[s] = (ref, k // cols, k % cols)
-        self._column = model.column
-        self._cols = {ref: model.shape(ref)[1] for ref in model.parameters()}
+        # a weight's flat entry from input i to output j: i * n_out + j (row) or j * n_in + i (column)
+        self._index: dict[Ref, list[list[int]]] = {}
+        for W in model.parameters():
+            rows, cols = model.shape(W)
+            n_in, n_out = (cols, rows) if model.column else (rows, cols)
+            self._index[W] = [[j * cols + i if model.column else i * cols + j for j in range(n_out)] for i in range(n_in)]
         self._parents: dict[Ref, tuple[Ref, ...]] = {ref: self._parents_of(ref) for ref in self._refs}
         children: dict[Ref, list[Ref]] = {ref: [] for ref in self._refs}
         for ref in self._refs:
@@ -682,11 +686,7 @@ class SymbolicRNN:
 
     def _weight(self, W: Ref, i: int, j: int) -> sympy.Symbol:
         """The symbol of weight ``W`` from input entry i to output entry j: ``W[i, j]`` (row) or ``W[j, i]`` (column)."""
-        return self._flat[W][self._weight_index(W, i, j)]
-
-    def _weight_index(self, W: Ref, i: int, j: int) -> int:
-        cols = self._cols[W]
-        return j * cols + i if self._column else i * cols + j
+        return self._flat[W][self._index[W][i][j]]
 
     def _affine(self, products: list[tuple[Ref, Ref]], bias: Ref | None, out: Ref) -> sympy.ImmutableMatrix:
         """``sum of W · v (+ bias)``, entry j = sum_i v[i] W(i→j), built entry by entry (one sympy Add per entry)."""
@@ -946,15 +946,17 @@ class SymbolicRNN:
         def outer(row: Ref, g: list[sympy.Expr], target: Ref) -> None:
             """ḡ_W(i→j) += v[i] g[j]  (the pull of ``v @ W`` or ``W v`` on the weight)."""
             if wanted(target):
+                index = self._index[target]
                 for i, ri in enumerate(F[row]):
                     for j, gj in enumerate(g):
-                        push(target, self._weight_index(target, i, j), _prod(ri, gj))
+                        push(target, index[i][j], _prod(ri, gj))
 
         def back(g: list[sympy.Expr], W: Ref, target: Ref) -> None:
             """ḡ_v[i] += sum_j g[j] W(i→j)  (the pull of ``v @ W`` or ``W v`` on the vector v)."""
             if wanted(target):
+                w, index = F[W], self._index[W]
                 for i in range(len(F[target])):
-                    push(target, i, _sum([_prod(gj, self._weight(W, i, j)) for j, gj in enumerate(g)]))
+                    push(target, i, _sum([_prod(gj, w[index[i][j]]) for j, gj in enumerate(g)]))
 
         def bias(g: list[sympy.Expr], target: Ref) -> None:
             if m.biases and wanted(target):
