@@ -194,11 +194,6 @@ def _exponents(den: _Den) -> dict[tuple[int, int], int]:
     return out
 
 
-def _first_levels(den: _Den) -> list[tuple[int, int, int]]:
-    """Level 1 of every factor: a factor is in another denominator exactly when its level 1 is."""
-    return [f for f in den if f[2] == 1]
-
-
 def _common_multiple(a: _Den, da: int, b: _Den, db: int) -> tuple[_Den, int]:
     """Each factor at its larger exponent (a union of levels), and its degree (da, db: the degrees of a, b)."""
     key = (id(a), id(b))
@@ -224,7 +219,7 @@ def _product(a: _Den, b: _Den) -> _Den:
     if hit is not None and hit[0] is a and hit[1] is b:
         return hit[2]
     big, small = (a, b) if len(a) >= len(b) else (b, a)
-    if big.isdisjoint(_first_levels(small)):  # no factor in common (the usual case): a plain union
+    if big.isdisjoint(small):  # no factor in common (each holds its factors' level 1): a plain union
         den = big | small
         if len(_product_memo) > _MEMO_LIMIT:
             _product_memo.clear()
