@@ -1339,3 +1339,14 @@ def test_a_notation_may_be_given_by_name() -> None:
         parse("h_1", M, notation="goodfelow")
     with pytest.raises(ConfigError, match="must be a Notation"):
         parse("h_1", M, notation=3)  # type: ignore[arg-type]
+
+
+def test_a_node_name_before_brackets_is_a_product_when_nothing_in_them_feeds_the_node() -> None:
+    """h_t (yhat_t - y_t)^T is the column outer product, even where H = O would let tanh apply."""
+    col = RNN(convention="column")
+    outer = parse(r"h_2 (\hat{y}_2 - y_2)^\top", col).expr
+    assert to_plain(outer) == "h_2 @ (yhat_2 - y_2).T" and outer.shape == (2, 2)
+    assert to_plain(parse("h_2(W_xh @ x_2 + W_hh @ h_1)", col).expr) == "h_2(W_xh @ x_2 + W_hh @ h_1)"
+    # nothing feeds a_2 here either, but a product would have no shape: still the node function
+    assert to_plain(parse("h_2(y_2)", col).expr) == "h_2(y_2)"
+    assert to_plain(parse("t_1(x_1 W_xh + h_0 W_hh)", RNN(), notation="seed").expr) == "h_1(x_1 @ W_xh + h_0 @ W_hh)"

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 from lark import Token, Tree
 
-from ..errors import ChainError, LimitError, ParseError, ShapeError, UnknownNameError
+from ..errors import ChainError, ExpressionError, LimitError, ParseError, ShapeError, UnknownNameError
 from ..model import NODE_FAMILIES, RNN, Ref, jacobian_shape, squeeze_shape
 from .ast import (
     Apply,
@@ -54,6 +54,37 @@ _POSTFIX = ("element", "transpose", "power", "hpower")
 _ELEMENTWISE_FUNCS = ("tanh", "sigmoid", "relu", "step", "exp", "log", "sech")
 _NODE_INPUT = {"h": "a", "yhat": "z", "L": "yhat"}
 """The node whose shape a node function's argument must have: h_t = tanh(a_t), yhat_t = softmax(z_t), L_t = CE(yhat_t)."""
+
+
+_FEEDS = {
+    "h": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a"}),
+    "yhat": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a", "W_hy", "b_y", "z"}),
+    "L": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a", "W_hy", "b_y", "z", "yhat"}),
+}
+"""The families a node's pre-activation is computed from (h_t's from x, W_xh, W_hh, b_h, h_{t-1}, a_t, …)."""
+
+
+def _feeds(family: str, expr: Expr) -> bool:
+    """Whether ``expr`` mentions a value the node's pre-activation is computed from.
+
+    ``h_2(x_2 @ W_xh + h_1 @ W_hh)`` applies tanh, but ``h_2 (yhat_2 - y_2).T``
+    (a column-convention outer product, when the shapes would allow both) is a
+    product: nothing in ``yhat_2 - y_2`` feeds a_2.
+    """
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, (Name, Apply)) and (e.ref if isinstance(e, Name) else e.node).family in _FEEDS[family]:
+            return True
+        if isinstance(e, Call) and e.func == "softmax" and family == "L":
+            return True
+        stack.extend(children(e))
+    return False
+
+
+def _can_multiply(a: Sequence[int], b: Sequence[int]) -> bool:
+    """Whether ``a @ b`` (or a scalar times anything) has a shape."""
+    return tuple(a) == (1, 1) or tuple(b) == (1, 1) or a[1] == b[0]
 
 
 def fmt_shape(shape: Sequence[int]) -> str:
@@ -502,7 +533,7 @@ class Resolver:
             node = _kids(node)[0]
         ops.reverse()
         if node.data == "name_call":
-            name_r, arg_r, applied = self._name_call(node)
+            name_r, arg_r, applied = self._name_call(node, ops)
             if applied is not None:
                 return self._apply_ops(applied, ops)
             return self._call_as_product(name_r, self._apply_ops(arg_r, ops))
@@ -807,8 +838,13 @@ class Resolver:
             expr = self._node(Power, expr, k, False, shape)
         return _R(expr, pos, end)
 
-    def _name_call(self, node: RawTree) -> tuple[_R, _R, _R | None]:
-        """``name(arg)``: (name, argument, the Apply when it is a node function applied)."""
+    def _name_call(self, node: RawTree, ops: Sequence[RawTree] = ()) -> tuple[_R, _R, _R | None]:
+        """``name(arg)``: (name, argument, the Apply when it is a node function applied).
+
+        A node function when the argument has the node's input shape and either
+        mentions what that input is computed from or cannot be a product's right
+        factor (with the postfix ``ops`` that would then belong to it).
+        """
         tok, open_, inner, close = _kids(node)
         name_r = self._name_r(tok)
         arg = self._r(inner)
@@ -816,11 +852,19 @@ class Resolver:
         expected = self._node_input_shape(name_r.expr)
         if expected is not None and isinstance(name_r.expr, Name):
             arg = self._ordinary(arg)
-            if arg.shape == expected:
-                ref = name_r.expr.ref
+            ref = name_r.expr.ref
+            if arg.shape == expected and (_feeds(ref.family, arg.expr) or not self._product_fits(name_r, arg, ops)):
                 applied = self._node(Apply, ref, arg.expr, self._shape(ref))
                 return name_r, arg, _R(applied, name_r.start, _end(close))
         return name_r, arg, None
+
+    def _product_fits(self, name_r: _R, arg: _R, ops: Sequence[RawTree]) -> bool:
+        """Whether ``name · (arg)ops`` has a shape."""
+        try:
+            right = self._apply_ops(arg, list(ops))
+        except ExpressionError:
+            return False
+        return _can_multiply(name_r.shape, right.shape)
 
     def _node_input_shape(self, expr: Expr) -> Shape | None:
         if not isinstance(expr, Name):
