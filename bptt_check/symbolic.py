@@ -94,15 +94,12 @@ def _neg(a: Any, _b: Any) -> Any:
 
 
 class step(sympy.Function):
-    """Heaviside's step with ``step(0) = 0``: relu's derivative, taken of ``h`` (h > 0 exactly where a > 0)."""
+    """Heaviside's step with ``step(0) = 0``: relu's derivative, taken of ``h`` (h > 0 exactly where a > 0).
+
+    Only ever applied to a node symbol; the compiled program evaluates it (:func:`_heaviside`).
+    """
 
     nargs = 1
-
-    @classmethod
-    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_Number:
-            return sympy.S.One if x > 0 else sympy.S.Zero
-        return None
 
 
 def _heaviside(a: Any, _b: Any) -> Any:
