@@ -137,6 +137,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
 from .errors import ConfigError, InternalError
+from .language.names import Notation
 from .model import ACTIVATIONS, CONVENTIONS, L_TOTAL, LOSSES, PARAMETERS, RNN, Ref, Target, normalize_choice
 
 __all__ = [
@@ -174,12 +175,15 @@ RELU_MARGIN = 0.01
 """Every pre-activation of a relu case has ``|a_t[j]| ≥ RELU_MARGIN``: far from the kink at 0 next to
 float64 round-off (1e-16) and finite-difference steps (1e-5), so step(a) is the same for you and the truths."""
 
-MIN_CHAR_RNN_NAMES: Mapping[str, str] = types.MappingProxyType(
-    {"Wxh": "W_xh", "Whh": "W_hh", "Why": "W_hy", "bh": "b_h", "by": "b_y"}
-)
-"""Karpathy's min-char-rnn names (``names="min-char-rnn"``); the gradients come back as ``dWxh``, …"""
-TEXTBOOK_NAMES: Mapping[str, str] = types.MappingProxyType({"U": "W_xh", "W": "W_hh", "V": "W_hy", "b": "b_h", "c": "b_y"})
-"""Goodfellow et al. §10.2's names (``names="textbook"``): ``a = b + W h + U x``, ``o = c + V h``."""
+def _parameter_names(notation: Notation) -> Mapping[str, str]:
+    """A built-in notation's parameter aliases (its node aliases, ``hs`` or ``o``, name no gradient of ``fn``)."""
+    return types.MappingProxyType({a: c for a, c in notation.aliases.items() if c in PARAMETERS})
+
+
+MIN_CHAR_RNN_NAMES: Mapping[str, str] = _parameter_names(Notation.MINCHAR)
+"""Karpathy's min-char-rnn names (``names="min-char-rnn"``: Wxh, Whh, Why, bh, by); the gradients come back as ``dWxh``, …"""
+TEXTBOOK_NAMES: Mapping[str, str] = _parameter_names(Notation.TEXTBOOK)
+"""Goodfellow et al. §10.2's names (``names="textbook"``: U, W, V, b, c): ``a = b + W h + U x``, ``o = c + V h``."""
 _NAME_PRESETS = {"min_char_rnn": MIN_CHAR_RNN_NAMES, "textbook": TEXTBOOK_NAMES, "goodfellow": TEXTBOOK_NAMES}
 
 _LEVELS = 10
