@@ -1,4 +1,15 @@
-"""Shared test setup: jax computes in float64 everywhere in the suite."""
+"""Shared test setup: jax computes in float64 everywhere in the suite; CI runs hypothesis derandomized.
+
+``HYPOTHESIS_PROFILE=ci`` (set by ``.ci/run``) fixes hypothesis's examples, so a
+landing never depends on the luck of a draw; local runs keep exploring new ones.
+"""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 try:
     import jax
