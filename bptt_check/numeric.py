@@ -1,9 +1,13 @@
 """The numeric truth: jax autodiff in float64, and central finite differences.
 
-This is the only module that imports jax; importing it turns on float64
-(``jax_enable_x64``). Nothing is compiled at import time: the one compiled
+This is the only module that imports jax. Importing it changes no jax
+setting: every call into jax runs inside ``jax.enable_x64(True)`` (a
+thread-local context), so the truth is float64 while the user's own jax code
+keeps its configuration. Nothing is compiled at import time: the one compiled
 function per model shape (forward pass plus vector-Jacobian products, see
-:class:`NumericRNN`) is built on first use and cached.
+:class:`NumericRNN`) is built on first use and cached in memory. Keeping
+compiled programs on disk across processes is opt-in
+(:func:`enable_compilation_cache`, or the ``BPTT_CHECK_CACHE`` environment variable).
 
 **Forward.** One step of the recurrence (:mod:`bptt_check.model`) is the body
 of a ``jax.lax.scan`` over the T steps, so the traced program and the compile
@@ -49,43 +53,64 @@ forward :func:`bptt_check.sampling.numpy_forward` and central differences.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
-
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
+from .errors import ConfigError, InternalError
+from .model import L_TOTAL, RNN, Reading, Ref, squeeze_shape
+from .sampling import numpy_forward
+
+__all__ = ["NumericRNN", "finite_differences", "enable_compilation_cache", "DEFAULT_FD_STEP", "CACHE_ENV"]
+
+CACHE_ENV = "BPTT_CHECK_CACHE"
+"""Environment variable: a directory for jax's persistent compilation cache (unset, ``off``: none)."""
+
+_cache_lock = threading.Lock()
+_cache_checked = False
 
 
-def _enable_compilation_cache() -> None:
-    """Keep compiled programs on disk (``$BPTT_CHECK_CACHE`` or ``~/.cache/bptt_check/jax``).
+def enable_compilation_cache(where: str | os.PathLike[str] | None = None) -> Path | None:
+    """Keep jax's compiled programs on disk in ``where`` (default: ``$BPTT_CHECK_CACHE``); opt-in.
 
-    A compile costs 1–2 s per model shape; with the cache, a second CLI process
-    for the same shape loads it instead. ``BPTT_CHECK_CACHE=off`` disables it.
+    A compile costs 1–2 s per model shape; with the cache, a second process
+    for the same shape loads it instead. This sets jax's *global* persistent
+    cache options (there is no local form), so it is only done when asked:
+    by a call, or by ``BPTT_CHECK_CACHE=DIR`` in the environment (read on the
+    first jax computation). ``None``, ``""``, ``off``, ``0``, ``no``: no cache.
+    Returns the directory used, or None (also when it cannot be created).
     """
-    where = os.environ.get("BPTT_CHECK_CACHE", str(Path.home() / ".cache" / "bptt_check" / "jax"))
-    if where.lower() in ("off", "0", "no", ""):
-        return
+    if where is None:
+        where = os.environ.get(CACHE_ENV, "")
+    text = str(where)
+    if text.strip().lower() in ("", "off", "0", "no"):
+        return None
+    path = Path(text).expanduser()
     try:
-        Path(where).mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return  # a read-only home: compile every time
-    jax.config.update("jax_compilation_cache_dir", where)
+        return None  # a read-only location: compile every time
+    jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
 
 
-_enable_compilation_cache()
+def _cache_from_environment() -> None:
+    """Honour ``$BPTT_CHECK_CACHE`` once, before the first compilation."""
+    global _cache_checked
+    if _cache_checked:
+        return
+    with _cache_lock:
+        if not _cache_checked:
+            if os.environ.get(CACHE_ENV):
+                enable_compilation_cache()
+            _cache_checked = True
 
-import jax.numpy as jnp  # noqa: E402  (after enabling float64)
-import numpy as np  # noqa: E402
-
-from .errors import ConfigError  # noqa: E402
-from .model import L_TOTAL, RNN, Reading, Ref, squeeze_shape  # noqa: E402
-from .sampling import numpy_forward  # noqa: E402
-
-__all__ = ["NumericRNN", "finite_differences", "DEFAULT_FD_STEP"]
 
 _SHARED_K = 8
 """Up to this max(H, O), scalar and vector numerators share one compiled function (K = max(H, O))."""
@@ -208,20 +233,26 @@ class NumericRNN:
             K = 1
         loss_mask = np.array([1.0 if t in m.loss_steps else 0.0 for t in m.steps_range()])
         perts, cots = _zero_perturbations(m), _cotangents(m, K, num)
-        per_point = [
-            _vjp_fn(
-                {key: v[p] for key, v in arrs.items()},
-                perts,
-                block,
-                loss_mask,
-                cots,
-                activation=m.activation,
-                loss=m.loss,
-            )
-            for p in range(P)
-        ]
-        # stack in numpy (indexing jax arrays would compile a gather per index)
-        return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *per_point)
+        _cache_from_environment()
+        # float64 here only: jax's global setting stays whatever the user chose
+        with jax.enable_x64(True):
+            per_point = [
+                _vjp_fn(
+                    {key: v[p] for key, v in arrs.items()},
+                    perts,
+                    block,
+                    loss_mask,
+                    cots,
+                    activation=m.activation,
+                    loss=m.loss,
+                )
+                for p in range(P)
+            ]
+            # stack in numpy (indexing jax arrays would compile a gather per index)
+            result = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *per_point)
+        if per_point and per_point[0][0]["Ltot"].dtype != np.float64:
+            raise InternalError(f"the jax truth computed in {per_point[0][0]['Ltot'].dtype}, not float64")
+        return result
 
 
 def finite_differences(

@@ -483,3 +483,56 @@ def test_cut_recurrence_gives_every_immediate_hidden_gradient(model: RNN) -> Non
         immediate = net.partial(L_TOTAL, h, leaves, "immediate").reshape(cut[h].shape)
         np.testing.assert_allclose(cut[h], immediate, rtol=1e-12, atol=1e-15)
     assert not np.allclose(cut[Ref("h", 1)], full[Ref("h", 1)])  # the recurrent paths were cut
+
+
+# -- no global jax setting ----------------------------------------------------------
+
+
+def test_the_truth_is_float64_while_jax_stays_in_its_default_float32() -> None:
+    import jax
+    import jax.numpy as jnp
+
+    import bptt_check.testing  # noqa: F401 - importing the helpers must not switch jax either
+
+    assert jax.config.jax_enable_x64 is False
+    model = RNN()
+    leaves = sample_points(model, 2, seed=3)
+    grads = NumericRNN(model).gradients(leaves)
+    assert all(g.dtype == np.float64 for g in grads.values())
+    # float32 would be off by ~1e-7 relative; float64 agrees with central differences to ~1e-10
+    fd = finite_differences(model, L_TOTAL, Ref("W_hh"), leaves)
+    assert rel(grads[Ref("W_hh")].reshape(fd.shape), fd) < 1e-8
+    assert jax.config.jax_enable_x64 is False
+    assert jnp.ones(2).dtype == jnp.float32  # the user's own jax code is untouched
+
+
+def test_importing_and_checking_change_no_global_jax_setting() -> None:
+    import jax
+
+    from bptt_check import check
+
+    before = {name: getattr(jax.config, name) for name in ("jax_enable_x64", "jax_compilation_cache_dir")}
+    assert check("h_1.T @ (yhat_1 - y_1) + h_2.T @ (yhat_2 - y_2)", "dL/dW_hy").verdict == "equivalent"
+    after = {name: getattr(jax.config, name) for name in before}
+    assert after == before
+    assert after["jax_enable_x64"] is False
+
+
+def test_the_disk_cache_is_opt_in(tmp_path, monkeypatch) -> None:
+    import jax
+
+    from bptt_check import numeric
+
+    for off in (None, "", "off", "0", "no", "OFF"):
+        if off is None:
+            monkeypatch.delenv(numeric.CACHE_ENV, raising=False)
+        else:
+            monkeypatch.setenv(numeric.CACHE_ENV, off)
+        assert numeric.enable_compilation_cache() is None
+    saved = jax.config.jax_compilation_cache_dir
+    try:
+        where = numeric.enable_compilation_cache(tmp_path / "jax")
+        assert where == tmp_path / "jax" and where.is_dir()
+        assert jax.config.jax_compilation_cache_dir == str(where)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", saved)
