@@ -100,26 +100,8 @@ class Checker:
         return self.check_expr(expr, text=text)
 
     def invalid(self, text: str, err: BpttCheckError) -> CheckResult:
-        code = {
-            "ParseError": "parse_error",
-            "UnknownNameError": "unknown_name",
-            "ShapeError": "shape_error",
-            "ChainError": "chain_break",
-            "LimitError": "limit",
-            "CircularError": "circular",
-            "BudgetExceeded": "time_budget",
-        }.get(type(err).__name__, "invalid")
-        caret = err.caret() if isinstance(err, ExpressionError) else ""
-        return CheckResult(
-            verdict="invalid",
-            target=str(self.target),
-            answer=text,
-            score=0.0,
-            message=str(err),
-            diagnoses=(Diagnosis(code, str(err)),),
-            caret=caret,
-            model=self.model.describe(),
-        )
+        """The ``invalid`` result of an answer the error stopped; its diagnosis code is ``err.code``."""
+        return _invalid_without_target(text, err, self.model, target=str(self.target))
 
     def check_expr(self, expr: Expr, *, text: str = "") -> CheckResult:
         """Check an already parsed answer (used for generated variants too); past the budget, ``invalid``."""
@@ -468,7 +450,7 @@ def _invalid_without_target(text: str, err: BpttCheckError, model: RNN, target: 
         answer=text,
         score=0.0,
         message=str(err),
-        diagnoses=(Diagnosis("invalid", str(err)),),
+        diagnoses=(Diagnosis(err.code, str(err)),),
         caret=caret,
         model=model.describe(),
     )

@@ -2,18 +2,23 @@
 
 Every error a user can cause is a :class:`BpttCheckError`; the CLI prints its
 one-line ``str`` (plus a caret line for errors with a position) and exits 2.
-:class:`InternalError` is the one kind that is never the user's fault: the two
-truths disagreeing, or the exact and numeric checks contradicting each other.
+:class:`InternalError` is deliberately *not* one: it is a bug in bptt_check,
+never the user's fault (the two truths disagreeing, or the exact and numeric
+checks contradicting each other); the CLI exits 3 for it.
+
+Each class carries ``code``, the diagnosis code an ``invalid`` result reports
+when the error stops a check (:mod:`bptt_check.vocabulary` gives their meanings).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
 
-class BpttCheckError(Exception):
-    """Root of every error raised by bptt_check.
 
-    ``hint`` is what to try next; it is appended to the message.
-    """
+class _Explained(Exception):
+    """A message and an optional hint (what to try next), printed as one line."""
+
+    code: ClassVar[str] = "invalid"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -24,8 +29,12 @@ class BpttCheckError(Exception):
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
-class ConfigError(BpttCheckError):
-    """An invalid model configuration or command-line value."""
+class BpttCheckError(_Explained):
+    """Root of every error a user can cause (bad input, configuration or file); ``code`` ``invalid``."""
+
+
+class ConfigError(BpttCheckError, ValueError):
+    """An invalid model configuration, argument or command-line value (also a :class:`ValueError`)."""
 
 
 class ExpressionError(BpttCheckError):
@@ -67,25 +76,37 @@ class ExpressionError(BpttCheckError):
 class ParseError(ExpressionError):
     """The text does not follow the grammar."""
 
+    code = "parse_error"
+
 
 class UnknownNameError(ExpressionError):
     """A name that is neither canonical nor declared in the notation table."""
+
+    code = "unknown_name"
 
 
 class ShapeError(ExpressionError):
     """Operands whose shapes do not fit the operator."""
 
+    code = "shape_error"
+
 
 class ChainError(ExpressionError):
     """A product of partials whose factors do not link."""
+
+    code = "chain_break"
 
 
 class CircularError(ExpressionError):
     """An answer that uses the very partial it is asked for (``dL/dW_hh`` as the answer to dL/dW_hh)."""
 
+    code = "circular"
+
 
 class LimitError(ExpressionError):
     """Input beyond a safety limit (length, nesting, number or exponent size)."""
+
+    code = "limit"
 
 
 class FileFormatError(BpttCheckError):
@@ -95,6 +116,13 @@ class FileFormatError(BpttCheckError):
 class BudgetExceeded(BpttCheckError):
     """A step ran past its time budget."""
 
+    code = "time_budget"
 
-class InternalError(BpttCheckError):
-    """A bug in bptt_check, never a verdict: the truths disagree, or exact and numeric checks contradict."""
+
+class InternalError(_Explained, RuntimeError):
+    """A bug in bptt_check, never a verdict: the truths disagree, or exact and numeric checks contradict.
+
+    Not a :class:`BpttCheckError`: code that handles users' mistakes must not swallow it.
+    """
+
+    code = "internal_error"

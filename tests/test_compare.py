@@ -98,6 +98,20 @@ def test_invalid_answers_name_the_problem(answer, code):
     assert result.diagnoses[0].code == code, str(result)
 
 
+@pytest.mark.parametrize(
+    "answer, code",
+    [
+        ("dL/dW_hh + ) = h_1", "parse_error"),  # the left side does not parse: no target to head it
+        ("dL/dW_qq = h_1", "unknown_name"),
+        ("h_1.T @ (yhat_1 - y_1)", "invalid"),  # no target at all
+    ],
+)
+def test_an_answer_without_a_readable_target_keeps_its_errors_code(answer, code):
+    result = check(answer, None)
+    assert (result.verdict, result.target) == ("invalid", "?")
+    assert result.diagnoses[0].code == code, str(result)
+
+
 def test_ambiguous_partials_report_both_readings():
     chain = "dL_2/dh_2 * dh_2/dW_hh"
     total = check(chain, "dL_2/dW_hh")
