@@ -183,6 +183,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+PATHS_SHOWN = 12
+"""Paths ``derive`` lists without ``--paths``: their number grows as T², their length as T."""
+
+
 def _cmd_derive(args: argparse.Namespace) -> int:
     from . import formulas
     from .language import parse_target, to_latex, to_plain
@@ -199,7 +203,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     of, wrt = target.of, target.wrt
     try:
         steps = formulas.per_step(model, of, wrt)
-        paths = formulas.terms(model, of, wrt)
+        every = formulas.paths(model, of, wrt)
     except ValueError as err:
         raise ConfigError(str(err), hint="derive covers parameters, x_t, h_t, a_t, z_t, yhat_t") from None
     lines = [f"{target}   ({model.describe()})", "", "per step:"]
@@ -208,15 +212,31 @@ def _cmd_derive(args: argparse.Namespace) -> int:
         lines += ["", "where (the BPTT recursion):"]
         for ref, e in formulas.hidden_recursion(model, of):
             lines.append(f"  d{of}/d{ref} = {show(e)}")
-    lines += ["", "per path:"]
-    for term in paths:
+    shown = len(every) if args.paths or len(every) <= PATHS_SHOWN else PATHS_SHOWN // 2
+    rest = len(every) - shown
+    lines += ["", "per path:" if not rest else f"per path ({len(every)} paths; the first {shown} shown, --paths lists all):"]
+    # only the shown paths are built: all of them would cost O(T²) trees and O(T³) text
+    chosen = formulas.terms_of(model, of, wrt, every[:shown])
+    for term in chosen:
         lines.append(f"  [{term.description}]  {show(term.expr)}")
+    if rest:
+        lines.append(f"  … {rest} more: {_path_summary(every[shown:])}")
     if args.format == "chain":
         lines += ["", "per path, as chains of partials (each ∂ read as the immediate derivative ∂⁺):"]
-        for label, chain in formulas.chains(model, of, wrt):
+        for label, chain in formulas.chains(model, of, wrt, every[:shown]):
             lines.append(f"  [{label}]  {to_plain(chain)}")
+        if rest:
+            lines.append(f"  … {rest} more")
     print("\n".join(lines))
     return EXIT_OK
+
+
+def _path_summary(rest: Sequence[tuple[int, int, str]]) -> str:
+    """The paths left out, by loss step: ``the paths of L_4 … L_256`` (numeric order)."""
+    from .results import step_range
+
+    losses = sorted({s for s, _, _ in rest})
+    return f"the paths of {step_range([f'L_{s}' for s in losses])}"
 
 
 def _cmd_selfcheck(args: argparse.Namespace) -> int:
@@ -251,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("derive", help="print the true gradient, per step and per path")
     d.add_argument("--target", required=True, help="e.g. dL/dW_hh")
     d.add_argument("--format", choices=("plain", "latex", "chain"), default="plain")
+    d.add_argument("--paths", action="store_true",
+                   help=f"list every path (T(T+1)/2 of them for a weight; by default the first {PATHS_SHOWN // 2} past {PATHS_SHOWN})")
     add_model_options(d)
     d.set_defaults(run=_cmd_derive)
 

@@ -34,7 +34,7 @@ from .exact import PRIME, NoExactForm, max_degree, residues
 from .language import Notation, parse, parse_target, target_of
 from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
 from .model import RNN, Reading, Ref, Target
-from .results import CheckResult, Counterexample, Diagnosis, Evidence, Reading as ReadingResult
+from .results import CheckResult, Counterexample, Diagnosis, Evidence, Reading as ReadingResult, step_range
 from .truth import Truth, truth_for
 
 ReadingPolicy = Literal["total", "immediate", "either"]
@@ -373,7 +373,7 @@ class Checker:
                 {str(ref) for path in sym.paths(p.num, p.den) for ref in path[1:-1] if ref.is_hidden}
                 - _allowed_hidden(p.num, p.den)
             )
-            through = " or ".join(missing) if missing else "other steps"
+            through = step_range(missing) if missing else "other steps"
             t_ok, i_ok = right.get("total", False), right.get("immediate", False)
             if t_ok and not i_ok:
                 msg = f"right if {name} is the total derivative; with the immediate reading it misses the path through {through}"
@@ -383,7 +383,7 @@ class Checker:
                 msg = f"right under either reading of {name}"
             else:
                 continue
-            notes.append(ReadingResult(name, t_ok, i_ok, msg))
+            notes.append(ReadingResult(name, t_ok, i_ok, msg, tuple(missing)))
         return notes
 
 

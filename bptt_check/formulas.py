@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Iterable, Iterator
 
 from .language.ast import (
     Apply,
@@ -57,20 +58,42 @@ class Term:
     """One path's contribution to a gradient.
 
     ``loss_step`` is s (the L_s the path starts from), ``step`` is k (where the
-    path reaches the parameter or input), ``through`` the hidden states it
-    passes on the way back (h_{s-1} … h_k for a recurrent path).
+    path reaches the parameter or input). ``kind`` says how the path is named:
+    ``"path"`` (L_s back through h_{s-1} … h_k, or direct), ``"to_h"`` (a path
+    that ends at the hidden state h_k itself), ``"output"`` (L_s at step s,
+    no hidden state) or ``"loss"`` (L_s itself). The names and ``through`` are
+    computed on demand: a gradient at T steps has T²/2 paths, and naming
+    each eagerly would cost O(T³).
     """
 
     expr: Expr
     loss_step: int
     step: int
-    through: tuple[Ref, ...]
-    description: str
+    kind: str = "path"
 
     @property
     def recurrent(self) -> bool:
         """Whether the path runs back through earlier hidden states (k < s)."""
         return self.step < self.loss_step
+
+    @property
+    def through(self) -> tuple[Ref, ...]:
+        """The hidden states the path passes on the way back: h_{s-1} … h_k (none for an output path)."""
+        if self.kind in ("output", "loss"):
+            return ()
+        return tuple(Ref("h", j) for j in range(self.loss_step - 1, self.step - 1, -1))
+
+    @property
+    def description(self) -> str:
+        s, k = self.loss_step, self.step
+        if self.kind == "output":
+            return f"L_{s} at step {s}"
+        if self.kind == "loss":
+            return f"L_{s}"
+        if self.kind == "to_h" and s > k:
+            inner = [f"h_{j}" for j in range(s - 1, k, -1)] or [f"h_{s}"]
+            return f"L_{s} back through {', '.join(inner)}"
+        return _describe(s, k)
 
 
 class Builder:
@@ -323,7 +346,7 @@ def preactivation_gradient(b: Builder, g_k: Expr, k: int) -> Expr:
     return b.mul(g_k, b.act_derivative(k))
 
 
-def _describe(wrt: Ref, s: int, k: int) -> str:
+def _describe(s: int, k: int) -> str:
     if k == s:
         return f"L_{s} at step {s} (direct)"
     back = ", ".join(f"h_{j}" for j in range(s - 1, k - 1, -1))
@@ -331,65 +354,93 @@ def _describe(wrt: Ref, s: int, k: int) -> str:
 
 
 def terms(model: RNN, of: Ref, wrt: Ref) -> tuple[Term, ...]:
-    """Every path's term of ∂of/∂wrt, fully unrolled (``of`` is L or one L_t), in the model's convention."""
+    """Every path's term of ∂of/∂wrt, fully unrolled (``of`` is L or one L_t), in the model's convention.
+
+    There are O(T²) terms sharing their subtrees (the gradient g_k^{(s)} of
+    one loss is built once for all k); the column conversion keeps that sharing.
+    """
     row = _row_terms(_row(model), of, wrt)
     if not model.column:
         return row
-    return tuple(Term(to_convention(t.expr, model), t.loss_step, t.step, t.through, t.description) for t in row)
+    memo: Memo = {}
+    return tuple(Term(to_convention(t.expr, model, memo), t.loss_step, t.step, t.kind) for t in row)
 
 
-def _row_terms(model: RNN, of: Ref, wrt: Ref) -> tuple[Term, ...]:
-    b = Builder(model)
-    out: list[Term] = []
+def paths(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[int, int, str], ...]:
+    """``(s, k, kind)`` of every term of :func:`terms`, in the same order, without building the trees."""
+    return tuple(_paths(model, of, wrt))
+
+
+def _paths(model: RNN, of: Ref, wrt: Ref) -> Iterator[tuple[int, int, str]]:
     fam, step = wrt.family, wrt.step
     for s in _losses(model, of):
         if fam in ("W_hy", "b_y", "z", "yhat"):
             if fam in ("z", "yhat") and step != s:
                 continue
+            yield s, s, "output"
+            continue
+        if fam == "L":
+            if step is None or step == s:
+                yield s, s, "loss"
+            continue
+        if fam in ("W_hh", "W_xh", "b_h"):
+            for k in range(1, s + 1):
+                yield s, k, "path"
+        elif fam == "h":
+            if step == 0:
+                yield s, 1, "path"
+            elif step is not None and 1 <= step <= s:
+                yield s, step, "to_h"
+        elif fam in ("a", "x"):
+            if step is not None and 1 <= step <= s:
+                yield s, step, "path"
+        else:
+            raise ValueError(f"no formula for the gradient with respect to {wrt}")
+
+
+def terms_of(model: RNN, of: Ref, wrt: Ref, chosen: Iterable[tuple[int, int, str]]) -> tuple[Term, ...]:
+    """The terms of the chosen paths (from :func:`paths`) only, in the model's convention."""
+    row = _row_terms(_row(model), of, wrt, chosen)
+    if not model.column:
+        return row
+    memo: Memo = {}
+    return tuple(Term(to_convention(t.expr, model, memo), t.loss_step, t.step, t.kind) for t in row)
+
+
+def _row_terms(
+    model: RNN, of: Ref, wrt: Ref, chosen: Iterable[tuple[int, int, str]] | None = None
+) -> tuple[Term, ...]:
+    b = Builder(model)
+    out: list[Term] = []
+    fam, step = wrt.family, wrt.step
+    g: dict[int, Expr] = {}
+    g_of = None
+    for s, k, kind in _paths(model, of, wrt) if chosen is None else chosen:
+        if kind == "output":
             e = output_error(b, s)
             if fam == "W_hy":
                 e = b.matmul(b.T(b.name(Ref("h", s))), e)
             elif fam == "yhat":
                 e = output_gradient(b, s)
-            out.append(Term(e, s, s, (), f"L_{s} at step {s}"))
+            out.append(Term(e, s, s, kind))
             continue
-        if fam == "L":
-            if step is None or step == s:
-                out.append(Term(b.number(1), s, s, (), f"L_{s}"))
+        if kind == "loss":
+            out.append(Term(b.number(1), s, s, kind))
             continue
-        g = hidden_gradients(b, s)
-        ks = range(1, s + 1)
-        for k in ks:
-            through = tuple(Ref("h", j) for j in range(s - 1, k - 1, -1))
-            d = preactivation_gradient(b, g[k], k)
-            if fam == "W_hh":
-                e = b.matmul(b.T(b.name(Ref("h", k - 1))), d)
-            elif fam == "W_xh":
-                e = b.matmul(b.T(b.name(Ref("x", k))), d)
-            elif fam == "b_h":
-                e = d
-            elif fam == "h":
-                if step == 0 and k == 1:
-                    e = b.matmul(d, b.T(b.name(Ref("W_hh"))))
-                elif step == k:
-                    e = g[k]
-                else:
-                    continue
-            elif fam == "a":
-                if step != k:
-                    continue
-                e = d
-            elif fam == "x":
-                if step != k:
-                    continue
-                e = b.matmul(d, b.T(b.name(Ref("W_xh"))))
-            else:
-                raise ValueError(f"no formula for the gradient with respect to {wrt}")
-            description = _describe(wrt, s, k)
-            if fam == "h" and step == k and s > k:  # the path ends at h_k itself
-                inner = [f"h_{j}" for j in range(s - 1, k, -1)] or [f"h_{s}"]
-                description = f"L_{s} back through {', '.join(inner)}"
-            out.append(Term(e, s, k, through, description))
+        if g_of != s:
+            g, g_of = hidden_gradients(b, s), s
+        d = preactivation_gradient(b, g[k], k)
+        if fam == "W_hh":
+            e = b.matmul(b.T(b.name(Ref("h", k - 1))), d)
+        elif fam == "W_xh":
+            e = b.matmul(b.T(b.name(Ref("x", k))), d)
+        elif fam in ("b_h", "a"):
+            e = d
+        elif fam == "h":
+            e = b.matmul(d, b.T(b.name(Ref("W_hh")))) if step == 0 else g[k]
+        else:  # x
+            e = b.matmul(d, b.T(b.name(Ref("W_xh"))))
+        out.append(Term(e, s, k, kind))
     return tuple(out)
 
 
@@ -494,7 +545,9 @@ def _row_forward(model: RNN, ref: Ref) -> Expr:
     raise ValueError(f"no forward formula for {ref}")
 
 
-def chains(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[str, Expr], ...]:
+def chains(
+    model: RNN, of: Ref, wrt: Ref, chosen: Iterable[tuple[int, int, str]] | None = None
+) -> tuple[tuple[str, Expr], ...]:
     """Each path of ∂of/∂wrt as a chain of partials between adjacent nodes.
 
     ``dL/dL_2 * dL_2/dz_2 * dz_2/dh_2 * dh_2/da_2 * da_2/dh_1 * dh_1/da_1 * da_1/dW_hh``
@@ -502,12 +555,13 @@ def chains(model: RNN, of: Ref, wrt: Ref) -> tuple[tuple[str, Expr], ...]:
     parameter (``da_2/dW_hh``) is ambiguous: the chains are right with each
     partial read as the immediate derivative (∂⁺), the textbook reading.
     Chains are contracted over shared nodes whatever the layout, so they are
-    built on the model itself, in either convention.
+    built on the model itself, in either convention. ``chosen`` (from
+    :func:`paths`) limits them to those paths.
     """
     b = Builder(model)
     out: list[tuple[str, Expr]] = []
-    for term in _row_terms(_row(model), of, wrt):
-        s, k = term.loss_step, term.step
+    for s, k, kind in _paths(model, of, wrt) if chosen is None else chosen:
+        term = Term(b.number(0), s, k, kind)  # only its name is needed
         nodes: list[Ref] = ([of] if of == L_TOTAL else []) + [Ref("L", s), Ref("z", s)]
         if wrt.family in ("W_hy", "b_y"):
             nodes.append(wrt)

@@ -6,11 +6,49 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 Verdict = Literal["equivalent", "equivalent_numerically", "transposed", "not_equivalent", "invalid"]
 VERDICTS: tuple[Verdict, ...] = ("equivalent", "equivalent_numerically", "transposed", "not_equivalent", "invalid")
+
+
+_STEP = re.compile(r"^(.*?)_(\d+)$")
+
+
+def step_range(names: Iterable[str], conj: str = "or") -> str:
+    """Names with steps, summarized in numeric order: ``h_2 … h_49`` for a run of three or more.
+
+    ``["h_10", "h_2", "h_3", "h_4", "h_7"]`` → ``"h_2 … h_4, h_7 or h_10"``; names without a
+    step keep their first-seen order after the stepped ones. ``conj`` joins the last two parts.
+    """
+    stepped: dict[str, set[int]] = {}
+    plain: list[str] = []
+    for name in names:
+        m = _STEP.match(name)
+        if m:
+            stepped.setdefault(m.group(1), set()).add(int(m.group(2)))
+        elif name not in plain:
+            plain.append(name)
+    parts: list[str] = []
+    for family, steps in stepped.items():
+        ordered = sorted(steps)
+        start = prev = ordered[0]
+        for k in ordered[1:] + [None]:
+            if k is not None and k == prev + 1:
+                prev = k
+                continue
+            if prev - start >= 2:
+                parts.append(f"{family}_{start} … {family}_{prev}")
+            else:
+                parts += [f"{family}_{j}" for j in range(start, prev + 1)]
+            if k is not None:
+                start = prev = k
+    parts += plain
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + f" {conj} " + parts[-1]
 
 
 @dataclass(frozen=True)
@@ -72,6 +110,8 @@ class Reading:
     total_right: bool
     immediate_right: bool
     message: str
+    through: tuple[str, ...] = field(default=(), compare=False)
+    """The hidden states whose paths the two readings of the partial disagree on."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,8 +199,8 @@ class CheckResult:
             lines.append(self.caret)
         for d in self.diagnoses:
             lines.append(f"  diagnosis {d.code}: {d.message}")
-        for r in self.readings:
-            lines.append(f"  reading: {r.message}")
+        for message in reading_lines(self.readings):
+            lines.append(f"  reading: {message}")
         if self.counterexample is not None:
             lines += ["  " + line for line in str(self.counterexample).splitlines()]
         lines += ["  " + line for line in self.evidence.lines()]
@@ -183,6 +223,50 @@ class CheckResult:
         if self.readings:
             out["readings"] = [r.to_dict() for r in self.readings]
         return out
+
+
+READINGS_LISTED = 3
+"""Readings of the same kind listed one by one; more are summarized in one line."""
+
+
+def reading_lines(readings: Iterable[Reading]) -> list[str]:
+    """One line per reading, or, past :data:`READINGS_LISTED` of one kind, one line for the kind.
+
+    A kind is the pair (right if total, right if immediate); the summary names
+    the partials and the hidden states in numeric order: ``∂L/∂h_1 … ∂L/∂h_49``.
+    """
+    kinds: dict[tuple[bool, bool], list[Reading]] = {}
+    order: list[tuple[bool, bool] | Reading] = []
+    for r in readings:
+        if not r.through and r.total_right == r.immediate_right == False:  # noqa: E712 (a note, e.g. textbook)
+            order.append(r)
+            continue
+        key = (r.total_right, r.immediate_right)
+        if key not in kinds:
+            kinds[key] = []
+            order.append(key)
+        kinds[key].append(r)
+    out: list[str] = []
+    for item in order:
+        if isinstance(item, Reading):
+            out.append(item.message)
+            continue
+        group = kinds[item]
+        if len(group) <= READINGS_LISTED:
+            out += [r.message for r in group]
+            continue
+        names = step_range([r.partial for r in group], conj="and")
+        through = step_range([h for r in group for h in r.through]) or "other steps"
+        t_ok, i_ok = item
+        if t_ok and not i_ok:
+            out.append(f"right if each of {names} is the total derivative;"
+                       f" with the immediate reading they miss the paths through {through}")
+        elif i_ok and not t_ok:
+            out.append(f"right if each of {names} is the immediate derivative (paths through {through} held fixed);"
+                       " with the total reading they count them twice or wrongly")
+        else:
+            out.append(f"right under either reading of {names}")
+    return out
 
 
 def _fmt(v: Any) -> str:

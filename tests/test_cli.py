@@ -92,6 +92,19 @@ def test_derive_prints_the_path_from_L2_back_through_h1(capsys):
     assert "h_0.T @ (dL/dh_1 * (1 - h_1**2))" in out
 
 
+@pytest.mark.parametrize("fmt", ["plain", "latex", "chain"])
+def test_derive_at_long_T_summarizes_the_paths_unless_asked(capsys, fmt):
+    code, out, _ = run(capsys, "derive", "--target", "dL/dW_hh", "--steps", "40", "--format", fmt)
+    assert code == 0
+    assert "per path (820 paths; the first 6 shown, --paths lists all):" in out
+    assert "… 814 more: the paths of L_4 … L_40" in out
+    assert out.count("back through") == 3 * (2 if fmt == "chain" else 1)
+    assert "dL/dh_39 = " in out or r"dL/dh_39 = " in out  # the recursion, one line per step
+    assert len(out) < 20_000  # O(T) text, not O(T^3)
+    code, out, _ = run(capsys, "derive", "--target", "dL/dW_hh", "--steps", "5", "--paths", "--format", fmt)
+    assert code == 0 and "[L_5 back through h_4, h_3, h_2, h_1]" in out and "more" not in out
+
+
 def test_derive_latex(capsys):
     code, out, _ = run(capsys, "derive", "--target", "dL/dW_hy", "--format", "latex")
     assert code == 0 and r"\hat{y}" in out

@@ -60,6 +60,17 @@ def test_paths_are_named_like_a_person_would():
     assert [t.recurrent for t in terms] == [False, True, False]
 
 
+def test_paths_name_and_order_the_terms_without_building_them():
+    model = RNN(steps=4, loss_at="last")
+    for wrt in (Ref("W_hh"), Ref("h", 2), Ref("h", 0), Ref("x", 3), Ref("W_hy"), Ref("yhat", 4)):
+        terms = formulas.terms(model, L_TOTAL, wrt)
+        assert [(t.loss_step, t.step, t.kind) for t in terms] == list(formulas.paths(model, L_TOTAL, wrt))
+        assert formulas.terms_of(model, L_TOTAL, wrt, formulas.paths(model, L_TOTAL, wrt)[-1:]) == terms[-1:]
+    terms = formulas.terms(model, L_TOTAL, Ref("h", 2))
+    assert [t.description for t in terms] == ["L_4 back through h_3"]
+    assert terms[0].through == (Ref("h", 3), Ref("h", 2))
+
+
 def test_forward_unrolls_to_the_leaves():
     model = RNN()
     truth = truth_for(model)
