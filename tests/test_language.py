@@ -699,13 +699,16 @@ def test_other_shape_errors() -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_prime_is_not_a_transpose() -> None:
-    with pytest.raises(ParseError) as info:
-        parse("h_1' @ W_hh", M)
-    assert info.value.hint == "use .T or ^T for a transpose"
-    assert info.value.position == 3
+def test_prime_after_a_value_is_a_transpose_after_a_function_a_derivative() -> None:
+    assert parse("W_hh @ h_1'", M).expr == parse("W_hh @ h_1.T", M).expr
+    assert parse(r"h_1 W_{hh}'", M).expr == parse(r"h_1 W_{hh}^\top", M).expr
+    assert parse("(h_1 @ W_hh)\u2032", M).expr == parse("(h_1 @ W_hh).T", M).expr
+    assert parse("dL/dh_1'", M).expr == parse("(dL/dh_1).T", M).expr
     with pytest.raises(ParseError, match="prime"):
         parse(r"\tanh'(a_1)", M)
+    with pytest.raises(ParseError, match="' is not a transpose") as info:
+        parse("'h_1", M)
+    assert info.value.position == 0
 
 
 @pytest.mark.parametrize(
@@ -774,7 +777,9 @@ def test_limits() -> None:
     with pytest.raises(LimitError, match="beyond the model's steps"):
         parse("sum_{t=1}^{3} h_t", M)
     with pytest.raises(LimitError, match="beyond the model's steps"):
-        parse("sum_{t=0}^{T} h_t", M)
+        parse("sum_{t=0}^{T+1} h_t", M)
+    with pytest.raises(UnknownNameError, match=r"L_0 \(L_t with t = 0\) is not a step"):
+        parse("sum_{t=0}^{T} L_t", M)
     with pytest.raises(LimitError, match="more than 5000 nodes"):
         parse("sum_t " * 14 + "L_t", M)
     with pytest.raises(LimitError, match="more than 5000 tokens"):
@@ -1350,3 +1355,89 @@ def test_a_node_name_before_brackets_is_a_product_when_nothing_in_them_feeds_the
     # nothing feeds a_2 here either, but a product would have no shape: still the node function
     assert to_plain(parse("h_2(y_2)", col).expr) == "h_2(y_2)"
     assert to_plain(parse("t_1(x_1 W_xh + h_0 W_hh)", RNN(), notation="seed").expr) == "h_1(x_1 @ W_xh + h_0 @ W_hh)"
+
+
+# ---------------------------------------------------------------------------
+# Spellings people use (each a correct answer, checked against the truth)
+# ---------------------------------------------------------------------------
+
+COL = RNN(convention="column")
+
+
+@pytest.mark.parametrize(
+    "text,same,model",
+    [
+        (r"W^\top_{hh}", r"W_{hh}^\top", M),
+        (r"W^{\top}_{hh} + W^T_{hh}", r"W_{hh}^\top + W_{hh}^T", M),
+        ("W^T_hh", "W_hh.T", M),
+        (r"\sum_{t=1}^{1} \mathbf{h}^\top_t", r"h_1^\top", M),
+        (r"W_{hh}' h_1'", r"W_{hh}^\top h_1^\top", M),
+        ("h_1 ⋅ W_hh", "h_1 @ W_hh", M),
+        ("h_1^⊤ + h_1⊤ + h_1^{⊤}", "h_1.T + h_1.T + h_1.T", M),
+        ("h₁ @ W_hh + sum_{t=2}^{2} hₜ₋₁ @ Wₕₕ", "h_1 @ W_hh + h_1 @ W_hh", M),
+        (r"e^{z_1} + e^{-a_1 \cdot W_{hy}}", r"\exp(z_1) + \exp(-a_1 \cdot W_{hy})", M),
+        ("e**(z_1) + e^(z_1)", "exp(z_1) + exp(z_1)", M),
+        (r"\|\hat y_1 - y_1\|^2 + \left\| h_1 \right\|_2^{2} + \lVert W_{hh} \rVert_F^2", r"\operatorname{sum}((\hat y_1 - y_1)^{\circ 2}) + \operatorname{sum}(h_1^{\circ 2}) + \operatorname{sum}(W_{hh}^{\circ 2})", M),
+        (r"\frac{\partial L}{\partial h_2} * (1 - h_2^2)", r"\frac{\partial L}{\partial h_2} \odot (1 - h_2^2)", M),
+        (r"\mathbf{W}_{hh} * W_{hh}", r"W_{hh} \cdot W_{hh}", M),  # square: still the matrix product
+        (r"\sum_{t=0}^{T-1} h_{t+1}", "h_1 + h_2", M),
+        (r"W_{hx} + W_{yh}^\top + W_{qh}^\top", r"W_{xh} + W_{hy}^\top + W_{hy}^\top", COL),
+        ("W_hq", "W_hy", M),
+    ],
+)
+def test_spellings_parse_to_the_canonical_tree(text: str, same: str, model: RNN) -> None:
+    assert parse(text, model).expr == parse(same, model).expr
+
+
+def test_a_convention_s_own_weight_names_in_the_other_convention_say_so() -> None:
+    with pytest.raises(UnknownNameError, match="W_hx is the column convention's name for W_xh; this model uses row"):
+        parse("W_hx", M)
+    with pytest.raises(UnknownNameError, match="W_hq is the row convention's name for W_hy"):
+        parse("W_hq", COL)
+    # a notation table may still give the word its own meaning
+    assert parse("W_hx", COL, notation=Notation.from_table({"W_hx": "W_hh"})).expr == parse("W_hh", COL).expr
+
+
+def test_a_norm_must_be_squared_and_closed() -> None:
+    with pytest.raises(ParseError, match="a norm must be squared") as info:
+        parse(r"\|h_1\| + 1", M)
+    assert info.value.position == 5
+    with pytest.raises(ParseError, match="never closed"):
+        parse(r"\|h_1", M)
+    with pytest.raises(ParseError, match="absolute values"):
+        parse(r"|h_1|", M)
+
+
+def test_euler_e_needs_a_bracketed_exponent_and_yields_to_an_alias() -> None:
+    with pytest.raises(ParseError, match="e\\^… needs its exponent"):
+        parse(r"e^2", M)
+    assert parse("e_1", M, notation=Notation.from_table({"e": "h"})).expr == parse("h_1", M).expr
+
+
+SQ = RNN(loss="squared_error")
+
+
+@pytest.mark.parametrize(
+    "answer,target,model",
+    [
+        (r"\frac{\partial L}{\partial a_2} W^\top_{hh}", "dL/dh_1", RNN(loss_at="last")),
+        (r"\sum_t \mathbf{h}^\top_t (\hat y_t - y_t)", "dL/dW_hy", M),
+        ("sum_t h_t' @ (yhat_t - y_t)", "dL/dW_hy", M),
+        (r"\frac{\partial L}{\partial a_2} W_{hh}'", "dL/dh_1", RNN(loss_at="last")),
+        (r"\frac{\partial L}{\partial h_2} * (1 - h_2^2)", "dL/da_2", RNN(loss_at="last")),
+        (r"e^{z_1} \odot \frac{1}{\operatorname{sum}(e^{z_1})}", "yhat_1", M),
+        (r"\frac{1}{2}\|\hat y_1 - y_1\|^2", "L_1", SQ),
+        (r"\sum_{t=0}^{T-1} h_{t+1}^\top (\hat y_{t+1} - y_{t+1})", "dL/dW_hy", M),
+        ("dL/da_2 ⋅ W_hh^⊤", "dL/dh_1", RNN(loss_at="last")),
+        ("h₁ᵀ @ (ŷ₁ - y₁) + h₂⊤ @ (ŷ₂ - y₂)", "dL/dW_hy", M),
+        (r"\sum_t (\hat y_t - y_t) h_t^\top", "dL/dW_{yh}", COL),
+        (r"\sum_t (\hat y_t - y_t) h_t^\top", "dL/dW_{qh}", COL),
+        (r"\sum_t \frac{\partial L}{\partial a_t} x_t^\top", r"\frac{\partial L}{\partial W_{hx}}", COL),
+        (r"W_{yh}^\top (\hat y_2 - y_2)", "dL_2/dh_2", COL),
+    ],
+)
+def test_spellings_check_equivalent(answer: str, target: str, model: RNN) -> None:
+    from bptt_check.compare import check
+
+    result = check(answer, target, model=model)
+    assert result.verdict == "equivalent", str(result)

@@ -120,7 +120,7 @@ _SIZING = {
 }
 _MAT_MUL = {"cdot", "times", "ast"}
 _HADAMARD = {"odot", "circ"}
-_TRANSPOSE_WORDS = {"T", r"\top", r"\intercal", r"\mathsfT", r"\mathrmT", r"\textT", r"\mathbfT", r"\rmT"}
+_TRANSPOSE_WORDS = {"T", "\u22a4", r"\top", r"\intercal", r"\mathsfT", r"\mathrmT", r"\textT", r"\mathbfT", r"\rmT"}
 r"""Superscripts that mean a transpose, with spaces and braces removed (``^{\mathsf{T}}`` → ``\mathsfT``)."""
 
 _NUMBER = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?")
@@ -143,6 +143,17 @@ _SUM_INDEX = re.compile(r"([A-Za-z])(?:=(.+))?")
 _PLAIN_SCRIPT = re.compile(r"[0-9]+|[A-Za-z]")
 _HADAMARD_POWER = re.compile(r"([+-]?)([0-9]{1,3})")
 _UNWRAP = re.compile(r"\\(?:text|mathrm|textrm|mathit|mathbf|rm|it|bf|mathsf)\b|[{}\s]|\\[,;:! ]")
+
+_SUBSCRIPTS = dict(zip("\u2080\u2081\u2082\u2083\u2084\u2085\u2086\u2087\u2088\u2089\u208a\u208b", "0123456789+-")) | dict(
+    zip("\u2090\u2091\u2092\u2093\u2095\u2096\u2097\u2098\u2099\u209a\u209b\u209c", "aeoxhklmnpst")
+)
+"""Unicode subscript characters (``h₁``, ``Wₕₕ``, ``hₜ₋₁``) → the ASCII subscript they spell."""
+_NORM_OPEN = frozenset({"|", "Vert", "lVert"})
+_NORM_CLOSE = frozenset({"|", "Vert", "rVert"})
+_NORM_SCRIPT = re.compile(r"_(?:\{\s*(?:2|F)\s*\}|2|F)")
+_SQUARE = re.compile(r"\^\s*(?:\{\s*2\s*\}|2)")
+_PRIME_AFTER = frozenset({"NAME", "RPAR", "RBRACK", "RBRACE", "INDEX", "TRANSPOSE", "PARTIAL"})
+"""Tokens after which ``'`` is a transpose (``h_1'``, ``W_{hh}'``, ``(…)'``)."""
 
 _MINUS_SIGNS = frozenset("-\u2212\u2013")  # a set: "" (past the end) is not a member
 _DIGITS = frozenset("0123456789")
@@ -173,6 +184,10 @@ class Lexer:
         self._emitted = 0
         self._last_type: str | None = None
         self._brace_ends: dict[int, int] | None = None
+        self._paren_braces: set[int] = set()
+        """Positions of ``}`` that close a bracket opened as a parenthesis (``e^{z}`` is ``exp(z)``)."""
+        self._norm: int | None = None
+        """Where an open norm ``\\|…`` started, until its closing ``\\|^2``."""
         self._transpose: tuple[int, int] | None = None
         """The span of a transpose read with a name's step superscript (``h^{(t)\top}``), until emitted."""
 
@@ -284,6 +299,8 @@ class Lexer:
         while True:
             i = self._skip(i)
             if i >= self.n:
+                if self._norm is not None:
+                    raise self._error(r"a norm \| is never closed", self._norm, r"write the squared norm as \|v\|^2")
                 return
             toks, i = self._next(i)
             if self.latex and self._emitted == 0 and toks and toks[0].type == "EQUALS":
@@ -307,9 +324,12 @@ class Lexer:
             return self._latex_command(i)
         simple = {
             "+": "PLUS", "/": "DIV", "\u00f7": "DIV", "@": "MAT_MUL", "\u00b7": "MAT_MUL", "\u00d7": "MAT_MUL",
+            "\u22c5": "MAT_MUL", "\u22a4": "TRANSPOSE",
             "\u2299": "HADAMARD", "\u2218": "HADAMARD", ",": "COMMA", "(": "LPAR", ")": "RPAR",
             "]": "RBRACK", "{": "LBRACE", "}": "RBRACE", "\u1d40": "TRANSPOSE",
         }
+        if c == "}" and i in self._paren_braces:
+            return [self._tok("RPAR", i, i + 1)], i + 1
         if c in simple:
             return [self._tok(simple[c], i, i + 1)], i + 1
         if c in _MINUS_SIGNS:
@@ -345,6 +365,8 @@ class Lexer:
         if c in "\u00b2\u00b3":  # ² ³
             return [self._tok("CARET", i, i), Tok("NUMBER", "2" if c == "\u00b2" else "3", i, i + 1)], i + 1
         if c == "'" or c == "\u2032":
+            if self._last_type in _PRIME_AFTER and self._emitted:
+                return [self._tok("TRANSPOSE", i, i + 1)], i + 1
             if self._last_type in ("FUNC_CALL", "FUNC_BARE"):
                 raise self._error(
                     "a prime (derivative) is not supported",
@@ -359,7 +381,11 @@ class Lexer:
         if c == "_":
             raise self._error("a subscript _ must follow a name", i, "write names like h_1, W_hy, h_{t-1}")
         if c == "|":
-            raise self._error("absolute values and norms are not supported", i)
+            raise self._error(
+                "absolute values and norms are not supported",
+                i,
+                r"the squared norm is \|v\|^2 in LaTeX; in plain syntax write sum(v**2)",
+            )
         if c == "$" and not self.latex:
             raise self._error("unexpected $", i, "LaTeX input? use syntax='latex' (or auto)")
         if c in "\u2026\u22ef":
@@ -415,11 +441,36 @@ class Lexer:
                     "write d(A)/d(B) with names A and B, optionally indexed: d(yhat_1[0])/d(z_1)",
                 )
         after = self._at(m.end())
+        if word == "e" and not self.is_base(word):
+            got = self._euler(i, m.end())
+            if got is not None:
+                return got
         if word == "sum" and after in "_^" and after:
             return self._sum(i, m.end())
         if word in FUNCTION_WORDS and after != "_":
             return self._function(FUNCTION_WORDS[word], i, m.end())
         return self._name_token(i)
+
+    def _euler(self, i: int, j: int) -> tuple[list[Tok], int] | None:
+        """``e^{u}`` (LaTeX), ``e^(u)`` or ``e**(u)``: Euler's number to a power, read as ``exp(u)``."""
+        k = self._skip_simple(j)
+        if self.text.startswith("**", k):
+            k = self._skip_simple(k + 2)
+        elif self._at(k) == "^":
+            k = self._skip_simple(k + 1)
+        else:
+            return None
+        if self._at(k) == "(":
+            return [self._tok("FUNC_CALL", i, k, "exp")], k
+        if self._at(k) == "{" and self.latex:
+            end = self._match_brace(k)
+            self._paren_braces.add(end - 1)
+            return [self._tok("FUNC_CALL", i, k, "exp"), self._tok("LPAR", k, k + 1)], k + 1
+        raise self._error(
+            "e^… needs its exponent in braces or parentheses",
+            i,
+            r"write e^{z_t} (read as \exp(z_t))" if self.latex else "write exp(z_t) or e**(z_t)",
+        )
 
     def _function(self, func: str, start: int, end: int) -> tuple[list[Tok], int]:
         """A function word; FUNC_CALL when parentheses follow (after an optional power), else FUNC_BARE."""
@@ -451,7 +502,7 @@ class Lexer:
         spec, j = got
         self.check_name(spec)
         transpose, self._transpose = self._transpose, None
-        if transpose is not None:  # h^{(t)\top}: the step and a transpose in one superscript
+        if transpose is not None:  # h^{(t)\top} or W^\top_{hh}: a name and its transpose
             start, end = transpose
             return [self._tok("NAME", i, start, spec), self._tok("TRANSPOSE", start, max(end, j))], max(end, j)
         kind = "NAME_CALL" if self._opens_paren(j) else "NAME"
@@ -481,6 +532,17 @@ class Lexer:
                 sub, j = self._subscript(j)
                 parts.append(sub)
                 continue
+            if c in _SUBSCRIPTS:  # h₁, Wₕₕ, hₜ₋₁
+                k = j
+                while k < self.n and self.text[k] in _SUBSCRIPTS:
+                    k += 1
+                parts.append("".join(_SUBSCRIPTS[ch] for ch in self.text[j:k]))
+                j = k
+                continue
+            if c == "^" and self._transpose is None and (k := self._transpose_before_subscript(j)) is not None:
+                self._transpose = (j, k)  # W^\top_{hh}: the transpose, then the rest of the name
+                j = k
+                continue
             if c == "^" and self._transpose is None:
                 got = self._name_superscript(j)
                 if got is not None:
@@ -504,6 +566,25 @@ class Lexer:
                 index = (int(m.group(1)),) if m.group(2) is None else (int(m.group(1)), int(m.group(2)))
                 j = m.end()
         return NameSpec(tuple(parts), index, i, j), j
+
+    def _transpose_before_subscript(self, j: int) -> int | None:
+        r"""``text[j] == '^'``: the end of a transpose superscript that a subscript follows (``W^\top_{hh}``,
+        ``\mathbf{h}^\top_t``, ``W^T_hh``), else None."""
+        k = self._skip_simple(j + 1)
+        end: int | None = None
+        if self._at(k) == "{":
+            close = self._match_brace(k)
+            if _SPACES.sub("", self.text[k + 1 : close - 1]).replace("{", "").replace("}", "") in _TRANSPOSE_WORDS:
+                end = close
+        elif self._at(k) in ("T", "\u22a4"):
+            end = k + 1
+        else:
+            cmd = self._command(k)
+            if cmd is not None and cmd[0] in ("top", "intercal"):
+                end = cmd[1]
+        if end is None or self._at(self._skip_simple(end)) not in ("_",) + tuple(_SUBSCRIPTS):
+            return None
+        return self._skip_simple(end)
 
     def _scan_base(self, i: int) -> tuple[list[str], tuple[int, ...] | None, int] | None:
         t = self.text
@@ -848,6 +929,8 @@ class Lexer:
             return [self._tok("TRANSPOSE", i, cmd[1])], cmd[1]
         if cmd is not None and cmd[0] == "prime":
             raise self._error("' is not a transpose", i, r"use ^T or ^\top for a transpose")
+        if c == "\u22a4":
+            return [self._tok("TRANSPOSE", i, k + 1)], k + 1
         if c == "T" and (self.latex or not _continues_word(self._at(k + 1))):
             return [self._tok("TRANSPOSE", i, k + 1)], k + 1
         if c == "'":
@@ -929,14 +1012,38 @@ class Lexer:
             raise self._error(f"\\{name} is not supported", i)
         if name == "\\":
             raise self._error(r"a line break \\ inside an expression", i, "check one equation at a time")
-        if name in ("|", "vert", "Vert", "lvert", "rvert"):
-            raise self._error("absolute values and norms are not supported", i)
+        if name in _NORM_OPEN | _NORM_CLOSE:
+            return self._norm_bar(name, i, j)
+        if name in ("vert", "lvert", "rvert"):
+            raise self._error("absolute values are not supported", i)
         raise self._error(
             f"unknown LaTeX command \\{name}",
             i,
             r"supported: \frac \partial \nabla \sum \hat \cdot \times \odot \circ \tanh \exp \log "
             r"\operatorname{…} \left( \right) \mathbf{…} ^\top",
         )
+
+    def _norm_bar(self, name: str, i: int, j: int) -> tuple[list[Tok], int]:
+        r"""``\|v\|^2`` (also ``\lVert``/``\rVert``, ``\Vert``, ``\left\|``, a subscript ``_2`` or ``_F``):
+        the squared norm, read as ``sum((v)^{∘2})``, the sum of the squared entries."""
+        hint = r"only the squared norm is supported: \|v\|^2 (the sum of the squared entries)"
+        if self._norm is None:
+            if name not in _NORM_OPEN:
+                raise self._error(r"a closing \rVert without an opening \lVert", i, hint)
+            self._norm = i
+            return [self._tok("FUNC_CALL", i, j, "sum"), self._tok("LPAR", i, j), self._tok("LPAR", j, j)], j
+        if name not in _NORM_CLOSE:
+            raise self._error("a norm inside a norm", i, hint)
+        self._norm = None
+        k = self._skip_simple(j)
+        script = _NORM_SCRIPT.match(self.text, k)
+        if script is not None:
+            k = self._skip_simple(script.end())
+        square = _SQUARE.match(self.text, k)
+        if square is None:
+            raise self._error("a norm must be squared here", i, hint)
+        end = square.end()
+        return [self._tok("RPAR", i, j), self._tok("HPOW", k, end, 2), self._tok("RPAR", end, end)], end
 
     def _sized_delimiter(self, i: int, j: int) -> tuple[list[Tok], int]:
         k = self._skip_simple(j)
@@ -949,8 +1056,10 @@ class Lexer:
         cmd = self._command(k)
         if cmd and cmd[0] in ("{", "}"):
             return [self._tok("LBRACE" if cmd[0] == "{" else "RBRACE", i, cmd[1])], cmd[1]
-        if c == "|" or (cmd and cmd[0] in ("|", "vert", "Vert", "lvert", "rvert", "lVert", "rVert")):
-            raise self._error("absolute values and norms are not supported", i)
+        if cmd and cmd[0] in _NORM_OPEN | _NORM_CLOSE:
+            return self._norm_bar(cmd[0], i, cmd[1])
+        if c == "|" or (cmd and cmd[0] in ("vert", "lvert", "rvert")):
+            raise self._error("absolute values are not supported", i, r"the squared norm is \|v\|^2")
         raise self._error("a delimiter must follow \\left / \\right", i, r"use \left( … \right) or \left[ … \right]")
 
 

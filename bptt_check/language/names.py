@@ -44,6 +44,14 @@ FAMILY_SPELLINGS: dict[str, str] = {f: f for f in CANONICAL_FAMILIES} | {"y_hat"
 
 TOTAL_LOSS_SPELLINGS = frozenset({"L", "L_total"})
 
+CONVENTION_ALIASES: dict[str, dict[str, str]] = {
+    "column": {"W_hx": "W_xh", "W_yh": "W_hy", "W_qh": "W_hy"},
+    "row": {"W_hq": "W_hy"},
+}
+"""Parameter names each convention's own literature uses, built in: column vectors name a weight
+output-first (``W_hx`` multiplies x into h, ``W_yh``, d2l's ``W_qh``), row vectors input-first
+(d2l's ``W_hq``). A notation table may still give these words another meaning."""
+
 USE_KEY = "use"
 """The key of a ``[notation]`` table that starts from built-in notations: ``use = "textbook"``."""
 
@@ -301,7 +309,7 @@ class Names:
         self.text = text
         self._cache: dict[tuple[object, ...], Ref | None] = {}
         self._families = dict(FAMILY_SPELLINGS)
-        self._parameters = {p: p for p in PARAMETERS}
+        self._parameters = {p: p for p in PARAMETERS} | CONVENTION_ALIASES[model.convention]
         for alias, value in notation.entries:
             if value in CANONICAL_FAMILIES:
                 self._families[alias] = value
@@ -470,6 +478,12 @@ class Names:
             hint = (
                 "known names: W_xh W_hh W_hy, x_t y_t h_t a_t z_t yhat_t L_t (t = 1..T), h_0, L"
                 + (", and the notation's aliases " + " ".join(a for a, _ in self.notation.entries) if self.notation else "")
+            )
+        other = "row" if self.model.convention == "column" else "column"
+        if word in CONVENTION_ALIASES[other]:
+            hint = (
+                f"{word} is the {other} convention's name for {CONVENTION_ALIASES[other][word]}; this model uses "
+                f"{self.model.convention} vectors (write {CONVENTION_ALIASES[other][word]}, or use --convention {other})"
             )
         if word in _FUNCTION_HINTS and self.text[spec.end :].lstrip().startswith("("):
             hint = _FUNCTION_HINTS[word]

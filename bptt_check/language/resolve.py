@@ -50,6 +50,8 @@ from .parser import RawTree
 _ADD_OPS = ("PLUS", "MINUS")
 _MUL_OPS = ("ELEM_MUL", "HADAMARD", "MAT_MUL", "DIV")
 _CHAIN_OPS = ("ELEM_MUL", "MAT_MUL")  # and juxtaposition
+_ORDINARY_STARS = ("*", "\\ast")
+"""LaTeX's ordinary product signs: a matrix product when the inner sizes agree, else elementwise on equal shapes."""
 _POSTFIX = ("element", "transpose", "power", "hpower")
 _ELEMENTWISE_FUNCS = ("tanh", "sigmoid", "relu", "step", "exp", "log", "sech")
 _NODE_INPUT = {"h": "a", "yhat": "z", "L": "yhat"}
@@ -285,12 +287,14 @@ class Resolver:
         assert isinstance(spec, SumSpec)
         T = self.model.steps
         low, high = self._bound(spec.low, tok), self._bound(spec.high, tok)
-        if not (1 <= low <= T and 1 <= high <= T):
+        # An index may run over 0..T-1 with h_{t+1} in the body: each name in the body must still be a
+        # step of the model, which resolving it checks.
+        if not (0 <= low <= T and 0 <= high <= T):
             raise LimitError(
-                f"the sum runs over {low}..{high}, beyond the model's steps 1..{T}",
+                f"the sum runs over {low}..{high}, beyond the model's steps 0..{T}",
                 text=self.text,
                 position=_start(tok),
-                hint=f"sum bounds lie within 1..T (T={T}); write sum_{{{spec.var}=1}}^{{T}}",
+                hint=f"sum bounds lie within 0..T (T={T}): sum_{{{spec.var}=1}}^{{T}}, or sum_{{{spec.var}=0}}^{{T-1}} over h_{{{spec.var}+1}}",
             )
         if low > high:
             raise ParseError(
@@ -417,6 +421,9 @@ class Resolver:
         return _R(chain, left.start, right.end, left.links + right.links)
 
     def _multiply(self, op: Token | None, left: _R, right: _R) -> _R:
+        if op is not None and op.type == "MAT_MUL" and str(op) in _ORDINARY_STARS and left.shape == right.shape:
+            if not _can_multiply(left.shape, right.shape):  # LaTeX's * between two 1×H rows: elementwise
+                return self._elementwise("*", left, right, op)
         if op is None or op.type == "MAT_MUL":
             return self._matmul(op, left, right)
         return self._elementwise("/" if op.type == "DIV" else "*", left, right, op)
