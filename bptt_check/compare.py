@@ -22,31 +22,48 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from .diagnose import Diagnoser
-from .errors import BpttCheckError, BudgetExceeded, CircularError, ExpressionError, InternalError, ShapeError
+from .errors import (
+    BpttCheckError,
+    BudgetExceeded,
+    CircularError,
+    ConfigError,
+    ExpressionError,
+    InternalError,
+    ShapeError,
+)
 from .evaluate import Deadline, Mode, evaluate
 from .exact import PRIME, NoExactForm, max_degree, residues
 from .language import Notation, parse, parse_target, target_of
 from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
-from .model import RNN, Reading, Ref, Target
+from .model import RNN, Reading, ReadingPolicy, Ref, Target, reading_policy
 from .results import CheckResult, Counterexample, Diagnosis, Evidence, Reading as ReadingResult, step_range
 from .truth import Truth, truth_for
 
-ReadingPolicy = Literal["total", "immediate", "either"]
 Syntax = Literal["auto", "plain", "latex"]
+SYNTAXES: tuple[Syntax, ...] = ("auto", "plain", "latex")
 
 RTOL = 1e-7
 ATOL = 1e-9
+MAX_POINTS = 1000
+MAX_EXACT_POINTS = 64
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How answers are checked: sample sizes, tolerances, reading policy and budget."""
+    """How answers are checked: sample sizes, tolerances, reading policy and budget.
+
+    Every field is validated on construction (a :class:`ConfigError` naming it):
+    ``points`` 1..1000, ``exact_points`` 1..64, ``seed`` ≥ 0, ``rtol`` and
+    ``atol`` finite in [0, 1) (a tolerance of 1 or more accepts 0 for anything),
+    ``reading`` one of ``total``, ``immediate``, ``either``.
+    """
 
     points: int = 5
     exact_points: int = 2
@@ -56,6 +73,28 @@ class Settings:
     reading: ReadingPolicy = "total"
     budget: float = 10.0
     """Seconds for one answer's evaluation (the exact step is skipped past it)."""
+
+    def __post_init__(self) -> None:
+        for key, low, high in (("points", 1, MAX_POINTS), ("exact_points", 1, MAX_EXACT_POINTS), ("seed", 0, 2**63 - 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                raise ConfigError(
+                    f"Settings.{key} = {value!r} must be a whole number from {low} to {high}",
+                    hint=f"the default is {getattr(Settings, key)}",
+                )
+            object.__setattr__(self, key, int(value))
+        for key in ("rtol", "atol"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 <= value < 1:
+                raise ConfigError(
+                    f"Settings.{key} = {value!r} must be a finite number in [0, 1)",
+                    hint=f"the rule is |answer - truth| ≤ atol + rtol·|truth|; defaults rtol = {RTOL:g}, atol = {ATOL:g}",
+                )
+            object.__setattr__(self, key, float(value))
+        object.__setattr__(self, "reading", reading_policy(self.reading, "Settings.reading"))
+        value = self.budget
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise ConfigError(f"Settings.budget = {value!r} must be a positive number of seconds")
 
 
 @dataclass(frozen=True)
@@ -79,10 +118,21 @@ class Checker:
         notation: Notation | None = None,
         settings: Settings | None = None,
     ) -> None:
-        self.model = model or RNN()
+        self.model = model if model is not None else RNN()
         self.notation = notation
-        self.settings = settings or Settings()
-        self.target = target if isinstance(target, Target) else parse_target(target, self.model, notation=notation)
+        self.settings = settings if settings is not None else Settings()
+        _check_types(self.model, notation, self.settings)
+        if isinstance(target, Target):
+            target.validate(self.model)
+            self.target = target
+        elif isinstance(target, str):
+            self.target = parse_target(target, self.model, notation=notation)
+            try:
+                self.target.validate(self.model)
+            except ConfigError as err:  # text the user wrote: an expression error with its position
+                raise ExpressionError(err.message, text=target, position=0, hint=err.hint) from None
+        else:
+            raise ConfigError(f"target = {target!r} is neither text nor a Target", hint='e.g. "dL/dW_hh"')
         self.truth: Truth = truth_for(self.model, self.settings.points, self.settings.exact_points, self.settings.seed)
         self.expected, self.expected_jax, self.truths_agree = self.truth.target_values(self.target)
         self._expected_exact: np.ndarray | None = None
@@ -92,6 +142,9 @@ class Checker:
 
     def check(self, text: str, *, syntax: Syntax = "auto") -> CheckResult:
         """Parse and check one answer; a user error becomes an ``invalid`` result."""
+        _check_syntax(syntax)
+        if not isinstance(text, str):
+            raise ConfigError(f"the answer {text!r} is not text")
         try:
             parsed = parse(text, self.model, notation=self.notation, syntax=syntax)
             expr = self._answer_expr(parsed)
@@ -122,23 +175,19 @@ class Checker:
             )
             return self.invalid(text, err)
         ambiguous = self._ambiguous_partials(expr)
-        readings: tuple[Mode, ...] = ("total",)
-        if ambiguous:
-            readings = ("total", "immediate")
-            if len({p.den.is_parameter for p in ambiguous}) == 2:
-                readings += ("mixed",)  # differs from both only when both kinds are present
-        outcomes = {r: self._numeric(expr, r, deadline) for r in readings}
-        if expr.shape == want:
-            right = {r: o.agrees for r, o in outcomes.items()}
-        else:
-            right = {r: False for r in readings}
+        canon = _evaluated_reading(ambiguous)
+        readings = tuple(dict.fromkeys(canon.values()))  # the readings whose values may differ
+        computed = {r: self._numeric(expr, r, deadline) for r in readings}
+        outcomes = {r: computed[canon[r]] for r in canon}  # total over every reading: equal ones shared
+        right = {r: expr.shape == want and o.agrees for r, o in outcomes.items()}
         credited = self._credited(right)
-        reading_results = tuple(self._reading_notes(ambiguous, right)) if any(right.values()) else ()
+        notes = self._reading_notes(ambiguous, {r: right[r] for r in readings})
+        reading_results = tuple(notes) if any(right.values()) else ()
         base = dict(target=str(self.target), answer=text, model=self.model.describe(), readings=reading_results)
 
         if credited is not None:
             outcome = outcomes[credited]
-            proof, bound = self._exact(expr, credited, deadline, transpose=False)
+            proof, bound = self._exact(expr, canon[credited], deadline, transpose=False)
             if proof is False:
                 raise InternalError(
                     f"the exact check refutes an answer the numeric check accepts for {self.target}:"
@@ -157,7 +206,7 @@ class Checker:
         if want != (1, 1):
             for r in readings:
                 t_outcome = self._numeric(Transpose(expr, expr.shape[::-1]), r, deadline)
-                if t_outcome.agrees and (self.settings.reading == "either" or r == self._policy_reading()):
+                if t_outcome.agrees and (self.settings.reading == "either" or r == canon[self._policy_reading()]):
                     proof, bound = self._exact(expr, r, deadline, transpose=True)
                     evidence = self._evidence(t_outcome, proof, bound, deadline)
                     return CheckResult(
@@ -275,8 +324,8 @@ class Checker:
         policy = self.settings.reading
         if policy == "either":
             return next((r for r in ("total", "immediate", "mixed") if right.get(r)), None)
-        r: Reading = "immediate" if policy == "immediate" and "immediate" in right else "total"
-        return r if right.get(r) else None
+        r = self._policy_reading()
+        return r if right[r] else None
 
     def _numeric(self, expr: Expr, reading: Mode, deadline: Deadline) -> Outcome:
         value = evaluate(expr, self.truth.float_backend(), reading, deadline)
@@ -387,6 +436,18 @@ class Checker:
         return notes
 
 
+def _evaluated_reading(ambiguous: tuple[Partial, ...]) -> dict[Mode, Mode]:
+    """Each reading mode → the mode evaluated for it. Readings differ only through ambiguous partials:
+    with none, all three are the total reading; the textbook (mixed) one differs from both others only
+    when ambiguous partials with respect to a parameter and to a state are both present."""
+    kinds = {p.den.is_parameter for p in ambiguous}
+    if not kinds:
+        return {"total": "total", "immediate": "total", "mixed": "total"}
+    if kinds == {True, False}:
+        return {"total": "total", "immediate": "immediate", "mixed": "mixed"}
+    return {"total": "total", "immediate": "immediate", "mixed": "immediate" if True in kinds else "total"}
+
+
 def _allowed_hidden(num: Ref, den: Ref) -> set[str]:
     return {f"h_{s}" for s in (num.step, den.step) if s is not None}
 
@@ -412,10 +473,16 @@ def check(
     names it. Returns a frozen :class:`~bptt_check.results.CheckResult`;
     malformed input gives an ``invalid`` result, never an exception.
     """
-    model = model or RNN()
-    settings = settings or Settings()
-    if reading is not None and reading != settings.reading:
-        settings = dataclasses.replace(settings, reading=reading)
+    model = model if model is not None else RNN()
+    settings = settings if settings is not None else Settings()
+    _check_types(model, notation, settings)
+    _check_syntax(syntax)
+    if not isinstance(expr, str):
+        raise ConfigError(f"the answer {expr!r} is not text")
+    if reading is not None:
+        reading = reading_policy(reading)
+        if reading != settings.reading:
+            settings = dataclasses.replace(settings, reading=reading)
     if target is None:
         try:
             parsed = parse(expr, model, notation=notation, syntax=syntax)
@@ -440,6 +507,22 @@ def check(
     except ExpressionError as err:
         return _invalid_without_target(expr, err, model, target=str(target))
     return checker.check(expr, syntax=syntax)
+
+
+def _check_types(model: object, notation: object, settings: object) -> None:
+    """API misuse is a :class:`ConfigError` here, not an AttributeError deep inside."""
+    if not isinstance(model, RNN):
+        raise ConfigError(f"model = {model!r} is not a bptt_check.RNN", hint="e.g. RNN(steps=3)")
+    if notation is not None and not isinstance(notation, Notation):
+        raise ConfigError(f"notation = {notation!r} is not a bptt_check.Notation",
+                          hint="Notation.named('seed') or Notation.from_table({...})")
+    if not isinstance(settings, Settings):
+        raise ConfigError(f"settings = {settings!r} is not a bptt_check.Settings")
+
+
+def _check_syntax(syntax: object) -> None:
+    if syntax not in SYNTAXES:
+        raise ConfigError(f"syntax = {syntax!r} is not a syntax", hint="use 'auto', 'plain' or 'latex'")
 
 
 def _invalid_without_target(text: str, err: BpttCheckError, model: RNN, target: str = "?") -> CheckResult:

@@ -67,18 +67,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 from .errors import BpttCheckError, ConfigError, ExpressionError, FileFormatError, InternalError
-from .model import RNN, SIZE_KEYS, Target
+from .model import READING_POLICIES, RNN, SIZE_KEYS, ReadingPolicy, Target, reading_policy
 from .results import VERDICTS, CheckResult, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from .compare import Checker, Settings
     from .language import Notation
 
-ReadingPolicy = Literal["total", "immediate", "either"]
 Syntax = Literal["auto", "plain", "latex"]
 Status = Literal["ok", "failed", "error"]
 
-READINGS: tuple[ReadingPolicy, ...] = ("total", "immediate", "either")
 FILE_KEYS: tuple[str, ...] = ("title", "model", "notation", "claim")
 CLAIM_KEYS: tuple[str, ...] = ("name", "target", "expr", "latex", "expect", "diagnosis", "reading", "note", "source")
 
@@ -535,10 +533,10 @@ def _load_claim(f: DerivationFile, index: int, raw: Any) -> Claim | ClaimOutcome
     diagnosis = raw.get("diagnosis")
     if diagnosis is not None and not _CODE.match(diagnosis):
         return problem(f"diagnosis = {diagnosis!r} is not a diagnosis code (e.g. missing_term)", "diagnosis")
-    reading = raw.get("reading", "total")
-    if reading not in READINGS:
-        return problem(f"reading = {reading!r} is not a reading{_did_you_mean(reading, READINGS)}"
-                       " (total, immediate or either)", "reading")
+    try:
+        reading = reading_policy(raw.get("reading", "total"))
+    except ConfigError as err:
+        return problem(str(err), "reading")
 
     target: Target | None = None
     target_text = raw.get("target", "")

@@ -42,6 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
 Reading = Literal["total", "immediate"]
 """How a partial is read: every path (total) or only paths through no other step's h (Pascanu et al.'s ∂⁺)."""
 
+ReadingPolicy = Literal["total", "immediate", "either"]
+"""Which reading of an answer's ambiguous partials earns credit (``either``: any of them, the textbook one included)."""
+READING_POLICIES: tuple[ReadingPolicy, ...] = ("total", "immediate", "either")
+
 LossAt = Literal["all", "last"]
 H0 = Literal["input", "zeros"]
 Convention = Literal["row", "column"]
@@ -133,6 +137,20 @@ def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
 def normalize_choice(value: object) -> object:
     """``"cross-entropy"`` → ``"cross_entropy"``: option values may be written with dashes (CLI, TOML)."""
     return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
+
+
+def reading_policy(value: object, where: str = "reading") -> ReadingPolicy:
+    """``value`` as a reading policy (case and surrounding spaces ignored), else a :class:`ConfigError`
+    naming ``where`` with the nearest policy. Every entry point (API, CLI, files) validates through here."""
+    word = normalize_choice(value)
+    if word in READING_POLICIES:
+        return word  # type: ignore[return-value]
+    close = difflib.get_close_matches(str(word), list(READING_POLICIES), n=1, cutoff=0.5)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(
+        f"{where} = {value!r} is not a reading policy",
+        hint=guess + "use " + ", ".join(repr(r) for r in READING_POLICIES),
+    )
 
 
 def _whole(key: str, value: Any) -> int:
@@ -380,6 +398,45 @@ class Target:
     wrt: Ref | None = None
     index: tuple[int, int] | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.of, Ref):
+            raise ConfigError(f"Target.of = {self.of!r} is not a Ref", hint='e.g. Target(Ref("L"), Ref("W_hh"))')
+        if self.wrt is not None and not isinstance(self.wrt, Ref):
+            raise ConfigError(f"Target.wrt = {self.wrt!r} is not a Ref or None", hint='e.g. Ref("W_hh")')
+        if self.index is not None:
+            idx = self.index
+            if (
+                not isinstance(idx, tuple)
+                or len(idx) != 2
+                or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in idx)
+            ):
+                raise ConfigError(
+                    f"Target.index = {idx!r} is not a (row, col) pair of whole numbers ≥ 0",
+                    hint="indices are 0-based on the matrix shape, e.g. (0, 1)",
+                )
+
+    def validate(self, model: RNN) -> None:
+        """Raise :class:`ConfigError` unless every name is one of ``model``'s and the index is inside the shape."""
+        for role, ref in (("of", self.of), ("wrt", self.wrt)):
+            if ref is not None and ref not in model:
+                raise ConfigError(
+                    f"target {self}: {ref} is not a name of this model ({model.describe()})",
+                    hint=_name_hint(ref, model),
+                )
+        if self.index is not None:
+            shape = model.shape(self.wrt if self.wrt is not None else self.of)
+            if self.wrt is not None and squeeze_shape(model.shape(self.of)):
+                raise ConfigError(
+                    f"target {self}: an entry index needs a scalar numerator, and {self.of} is not one",
+                    hint="index the numerator's value instead, or drop the index",
+                )
+            rows, cols = shape
+            if not (self.index[0] < rows and self.index[1] < cols):
+                raise ConfigError(
+                    f"target {self}: index {self.index} is outside the {rows}×{cols} shape",
+                    hint=f"indices are 0-based: rows 0..{rows - 1}, columns 0..{cols - 1}",
+                )
+
     def __str__(self) -> str:
         idx = f"[{self.index[0]},{self.index[1]}]" if self.index is not None else ""
         if self.wrt is None:
@@ -397,3 +454,17 @@ class Target:
         if self.wrt is None:
             return model.shape(self.of)
         return jacobian_shape(model.shape(self.of), model.shape(self.wrt))
+
+
+def _name_hint(ref: Ref, model: RNN) -> str:
+    if ref.family in PARAMETERS:
+        if ref.step is not None:
+            return f"parameters have no step: Ref({ref.family!r})"
+        return "this model has no biases (RNN(biases=True) adds b_h and b_y)"
+    if ref.family not in FAMILIES:
+        close = difflib.get_close_matches(ref.family, list(FAMILIES), n=1)
+        return (f"did you mean {close[0]!r}? " if close else "") + "families: " + ", ".join(FAMILIES)
+    if ref.step is None:
+        return f"{ref.family} needs a step, e.g. Ref({ref.family!r}, 1)"
+    low = 0 if ref.family == "h" else 1
+    return f"steps of {ref.family} run {low}..{model.steps} (T={model.steps})"

@@ -201,3 +201,73 @@ def test_perturbations_of_the_truth_are_never_equivalent(model, data):
     result = check(text, f"dL/d{wrt}", model=model)
     if text != to_plain(formulas.gradient(model, L_TOTAL, wrt)):
         assert result.verdict not in ("equivalent", "equivalent_numerically"), text
+
+
+# -- every reading policy is total over every answer (issue 14, finding 2) ------------------------
+
+MISSING_STEP_1 = "h_1.T @ (dL/dh_2 * (1 - h_2**2))"  # no ambiguous partial: every reading is the same
+
+
+@pytest.mark.parametrize("reading", ["total", "immediate", "either"])
+def test_every_reading_policy_diagnoses_an_answer_without_ambiguous_partials(reading):
+    wrong = check(MISSING_STEP_1, "dL/dW_hh", reading=reading)
+    assert wrong.verdict == "not_equivalent" and wrong.diagnoses[0].code == "missing_term", str(wrong)
+    right_w_hy = "h_1.T @ (yhat_1 - y_1) + h_2.T @ (yhat_2 - y_2)"
+    right = check(right_w_hy, "dL/dW_hy", reading=reading)
+    assert right.verdict == "equivalent" and not right.readings
+    flipped = check(f"({right_w_hy}).T", "dL/dW_hy", reading=reading)
+    assert flipped.verdict == "transposed", str(flipped)
+
+
+def test_immediate_policy_in_grading_and_verify_gives_verdicts_not_errors(tmp_path):
+    from bptt_check import Grader, Question, Rubric
+    from bptt_check.derivations import verify
+
+    result = Grader(Question("dL/dW_hh", rubric=Rubric(reading="immediate"))).grade(MISSING_STEP_1)
+    assert (result.verdict, result.internal_error) == ("not_equivalent", False)
+    f = tmp_path / "d.toml"
+    f.write_text(f'[[claim]]\nname = "w"\ntarget = "dL/dW_hh"\nexpr = "{MISSING_STEP_1}"\n'
+                 'expect = "not_equivalent"\nreading = "immediate"\n', encoding="utf-8")
+    assert verify([f]).ok
+
+
+# -- API validation (issue 14, finding 7) ---------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(exact_points=0), "Settings.exact_points = 0"),
+        (dict(points=0), "Settings.points = 0"),
+        (dict(points=2.5), "Settings.points = 2.5"),
+        (dict(rtol=float("inf")), "Settings.rtol = inf"),
+        (dict(atol=float("nan")), "Settings.atol = nan"),
+        (dict(atol=-1e-9), "Settings.atol"),
+        (dict(rtol=1.0), "Settings.rtol = 1.0"),
+        (dict(seed=-1), "Settings.seed = -1"),
+        (dict(reading="bogus"), "Settings.reading = 'bogus' is not a reading policy"),
+    ],
+)
+def test_settings_are_validated_on_construction(kwargs, fragment):
+    from bptt_check import ConfigError
+
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+        Settings(**kwargs)
+
+
+def test_public_arguments_are_refused_with_the_packages_own_errors():
+    from bptt_check import ConfigError, Target
+
+    with pytest.raises(ConfigError, match="did you mean 'either'"):
+        check("h_1", "h_1", reading="eithr")
+    with pytest.raises(ConfigError, match="syntax"):
+        check("h_1", "h_1", syntax="python")
+    with pytest.raises(ConfigError, match="outside the 2×2 shape"):
+        check("h_1", Target(Ref("L"), Ref("W_hy"), (5, 5)))
+    with pytest.raises(ConfigError, match="h_5 is not a name of this model"):
+        Checker(Target(Ref("h", 5)))
+    with pytest.raises(ConfigError, match="not a bptt_check.RNN"):
+        check("h_1", "h_1", model="T=2")
+    assert check("h_1", "h_1", reading="Either").verdict == "equivalent"
+    # A target written as text is the user's input: an invalid result with the reason, not an exception.
+    text = check("h_1", "dh_2/dh_1[0,1]")
+    assert text.verdict == "invalid" and "needs a scalar numerator" in text.message

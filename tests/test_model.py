@@ -85,3 +85,37 @@ def test_from_table_names_the_key(table, fragment):
     with pytest.raises(ConfigError) as err:
         RNN.from_table(table)
     assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "target, fragment",
+    [
+        (lambda: Target(Ref("L"), Ref("W_hy"), (5, 5)), "index (5, 5) is outside the 2×2 shape"),
+        (lambda: Target(Ref("h", 5)), "h_5 is not a name of this model"),
+        (lambda: Target(Ref("L"), Ref("b_h")), "no biases"),
+        (lambda: Target(Ref("L"), Ref("W_hh", 1)), "parameters have no step"),
+        (lambda: Target(Ref("hh", 1)), "did you mean 'h'?"),
+        (lambda: Target(Ref("h", 2), Ref("h", 1), (0, 1)), "needs a scalar numerator"),
+    ],
+)
+def test_targets_outside_the_model_are_config_errors(target, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        target().validate(RNN())
+
+
+@pytest.mark.parametrize("kwargs", [dict(of="L"), dict(of=Ref("L"), wrt="W_hh"), dict(of=Ref("L"), index=(0, -1)),
+                                    dict(of=Ref("L"), index=(0,)), dict(of=Ref("L"), index=(True, 0))])
+def test_malformed_targets_are_refused_on_construction(kwargs):
+    with pytest.raises(ConfigError):
+        Target(**kwargs)
+
+
+def test_reading_policies_are_validated_with_the_nearest_one():
+    from bptt_check.model import reading_policy
+
+    assert reading_policy(" Either ") == "either"
+    with pytest.raises(ConfigError, match="did you mean 'either'"):
+        reading_policy("eithr", "rubric.reading")
+    with pytest.raises(ConfigError, match="rubric.reading = 'bogus' is not a reading policy"):
+        reading_policy("bogus", "rubric.reading")
+    assert isinstance(ConfigError("x"), Exception)

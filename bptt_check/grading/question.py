@@ -53,15 +53,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from ..errors import BpttCheckError, ConfigError, FileFormatError
-from ..model import RNN
+from ..model import READING_POLICIES, RNN, ReadingPolicy, reading_policy
 from ..results import VERDICTS, CheckResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..compare import Settings
     from ..language import Notation
 
-ReadingPolicy = Literal["total", "immediate", "either"]
-READINGS: tuple[ReadingPolicy, ...] = ("total", "immediate", "either")
+READINGS = READING_POLICIES
 
 DEFAULT_CREDIT: dict[str, float] = {
     "equivalent": 1.0,
@@ -133,11 +132,7 @@ class Rubric:
             object.__setattr__(self, verdict, float(getattr(self, verdict)))
         if not isinstance(self.partial_credit, bool):
             raise ConfigError(f"rubric.partial_credit = {self.partial_credit!r} must be true or false")
-        if self.reading not in READINGS:
-            raise ConfigError(
-                f"rubric.reading = {self.reading!r} is not a reading policy",
-                hint='use "total", "immediate" or "either"',
-            )
+        object.__setattr__(self, "reading", reading_policy(self.reading, "rubric.reading"))
         if isinstance(self.points, bool) or not isinstance(self.points, int) or not 1 <= self.points <= _MAX_POINTS:
             raise ConfigError(
                 f"rubric.points = {self.points!r} must be a whole number of sample points",
