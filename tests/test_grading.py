@@ -423,7 +423,7 @@ def test_in_process_batches(grader: Grader):
 # -- submissions files ---------------------------------------------------------------------------
 
 
-def test_malformed_rows_are_reported_with_line_numbers_and_skipped(tmp_path: Path):
+def test_malformed_rows_are_reported_with_line_numbers_and_kept_as_invalid(tmp_path: Path):
     path = tmp_path / "class.csv"
     path.write_text(
         "id,answer,syntax\n"
@@ -438,26 +438,36 @@ def test_malformed_rows_are_reported_with_line_numbers_and_skipped(tmp_path: Pat
     )
     warnings: list[str] = []
     subs = read_submissions(path, warn=warnings.append)
-    assert [(s.id, s.line) for s in subs] == [("a", 2), ("d", 6), ("f", 10)]
-    assert subs[1].answer == "multi\nline" and subs[2].syntax == "plain"
+    assert [(s.id, s.line, bool(s.problem)) for s in subs] == [
+        ("a", 2, False), ("<line 3>", 3, True), ("b", 4, True), ("c", 5, True), ("d", 6, False),
+        ("e", 8, True), ("a <line 9>", 9, True), ("f", 10, False)]
+    good = [s for s in subs if not s.problem]
+    assert good[1].answer == "multi\nline" and good[2].syntax == "plain"
+    assert [s.problem for s in subs if s.problem] == [
+        "missing id", "missing answer",
+        "syntax '0]' is not one of auto, plain, latex",
+        "syntax 'tex' is not one of auto, plain, latex", "duplicate id 'a' (first on line 2)"]
     lines = [int(m.group(1)) for w in warnings for m in [re.search(r" line (\d+):", w)] if m]
     assert lines == [3, 4, 5, 8, 9]
-    assert "duplicate id 'a' (first on line 2)" in warnings[-1]
+    assert "duplicate id 'a' (first on line 2)" in warnings[-1] and "graded as invalid" in warnings[-1]
 
     jsonl = tmp_path / "class.jsonl"
     jsonl.write_text('{"id": 1, "answer": "h_0"}\n{oops\n\n[1]\n{"id": "2"}\n'
                      '{"id": "3", "answer": 4}\n{"id": "1", "answer": "x"}\n')
     warnings.clear()
     subs = read_submissions(jsonl, warn=warnings.append)
-    assert [(s.id, s.answer) for s in subs] == [("1", "h_0")]
+    assert [(s.id, s.answer) for s in subs if not s.problem] == [("1", "h_0")]
+    assert [s.id for s in subs] == ["1", "<line 2>", "<line 4>", "2", "3", "1 <line 7>"]
     assert [int(re.search(r" line (\d+):", w).group(1)) for w in warnings] == [2, 4, 5, 6, 7]
 
 
 def test_unusable_submission_files_are_errors(tmp_path: Path):
     (tmp_path / "a.txt").write_text("id,answer\n")
     (tmp_path / "b.csv").write_text("student,response\nx,y\n")
-    (tmp_path / "c.csv").write_bytes(b"id,answer\nx,\xff\n")
-    for name in ("a.txt", "b.csv", "c.csv", "missing.csv"):
+    (tmp_path / "c.csv").write_bytes(b"")
+    (tmp_path / "d.csv").write_bytes(b"id,answer\n\n")
+    (tmp_path / "e.jsonl").write_bytes(b"\n  \n")
+    for name in ("a.txt", "b.csv", "c.csv", "d.csv", "e.jsonl", "missing.csv"):
         with pytest.raises(FileFormatError):
             read_submissions(tmp_path / name)
 
@@ -622,8 +632,9 @@ def test_cli_reports_malformed_rows_and_exits_2_for_bad_files(tmp_path: Path):
     assert "line 2: not valid JSON" in run.stderr and "line 4: duplicate id 'a' (first on line 1)" in run.stderr
     rows = sorted((json.loads(line) for line in run.stdout.splitlines()), key=lambda r: r["id"])
     assert [(r["id"], r["verdict"], r["score"]) for r in rows] == [
-        ("a", "equivalent", MAX), ("b", "transposed", MAX / 4), ("c", "invalid", 0.0)]
-    assert "skipped: 2 malformed rows" in run.stderr and "verdicts:" in run.stderr  # results on stdout, the rest not
+        ("<line 2>", "invalid", 0.0), ("a", "equivalent", MAX), ("a <line 4>", "invalid", 0.0),
+        ("b", "transposed", MAX / 4), ("c", "invalid", 0.0)]
+    assert "malformed: 2 rows graded invalid" in run.stderr and "verdicts:" in run.stderr  # results on stdout
 
     bad_q = tmp_path / "bad.toml"
     bad_q.write_text('target = "dL/dW_hh"\n[rubric]\ntransposed = "half"\n')

@@ -35,12 +35,17 @@ from .result import GradeResult
 
 @dataclass(frozen=True)
 class Submission:
-    """One answer to grade: its id, its text, its syntax, and where it was read (line 0: unknown)."""
+    """One answer to grade: its id, its text, its syntax, and where it was read (line 0: unknown).
+
+    ``problem`` non-empty: the row could not be read as an answer (why); it is
+    graded ``invalid`` (code ``bad_row``) with that reason, unchecked.
+    """
 
     id: str
     answer: str
     syntax: Syntax = "auto"
     line: int = 0
+    problem: str = ""
 
 
 SubmissionLike = Union[Submission, tuple[str, str], tuple[str, str, str], Mapping[str, Any]]
@@ -57,6 +62,8 @@ def as_submission(item: SubmissionLike) -> Submission:
         sub = Submission(str(item[0]), item[1], cast(Syntax, syntax or "auto"))
     else:
         raise ConfigError(f"{item!r} is not a submission", hint="pass (id, answer) or (id, answer, syntax)")
+    if sub.problem:
+        return sub
     if not isinstance(sub.answer, str):
         raise ConfigError(f"submission {sub.id!r}: the answer must be a string, not {type(sub.answer).__name__}")
     if sub.syntax not in SYNTAXES:
@@ -78,6 +85,8 @@ class BatchStats:
 
     graded: int = 0
     unique: int = 0
+    refused: int = 0
+    """Of ``graded``: answers given a result without a check (a bad row, empty, too long)."""
 
 
 def grade_stream(
@@ -99,7 +108,13 @@ def grade_stream(
     groups: dict[CacheKey, list[Submission]] = {}
     for sub in subs:
         start = time.perf_counter()
-        template = grader.refuse(sub.answer) or grader.cached(sub.answer, sub.syntax)
+        refused = grader.invalid("bad_row", sub.problem) if sub.problem else grader.refuse(sub.answer)
+        if refused is not None:
+            stats.graded += 1
+            stats.refused += 1
+            yield dataclasses.replace(refused, id=sub.id, seconds=time.perf_counter() - start)
+            continue
+        template = grader.cached(sub.answer, sub.syntax)
         if template is not None:
             stats.graded += 1
             yield dataclasses.replace(template, id=sub.id, seconds=time.perf_counter() - start)

@@ -13,14 +13,16 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from .batch import BatchStats, default_jobs, grade_stream
+from .batch import BatchStats, Submission, default_jobs, grade_stream
 from .grader import Grader
 from .output import FORMATS, format_for, open_output
 from .pool import prestart
+from .provenance import QuestionKey, reasons_line, why_not_reused
 from .question import Question
 from .result import GradeResult, Summary
 from .submissions import read_submissions
@@ -37,8 +39,10 @@ def add_grade_command(subparsers: Any) -> None:
         help="grade many answers to one question (CSV or JSONL in; Gradescope, JSONL or CSV out)",
         description=(
             "Grade every answer in SUBMISSIONS (a CSV with columns id,answer[,syntax], or JSON lines with"
-            " those keys) against the question in Q.toml. Results are written as they are graded; rerunning"
-            " with the same --out grades only the answers not there yet."
+            " those keys) against the question in Q.toml. Every row gets one result (a malformed row an"
+            " invalid one, with the reason). Results are written as they are graded; rerunning with the same"
+            " --out reuses a result only when the answer, the question file, its rubric and model and"
+            " bptt-check's version are all unchanged, and re-grades the rest."
         ),
     )
     g.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="a .csv, .jsonl or .json file")
@@ -53,7 +57,7 @@ def add_grade_command(subparsers: Any) -> None:
     g.add_argument("--budget", type=_positive_seconds, default=None, metavar="S",
                    help="seconds per answer (default: the rubric's budget, 10)")
     g.add_argument("--restart", action="store_true",
-                   help="discard the results already in --out and grade everything again")
+                   help="discard the results already in --out (even another question's) and grade everything again")
     add_model_options(g, overrides="question's [model]; --notation replaces its [notation]")
     g.set_defaults(run=cmd_grade)
 
@@ -143,39 +147,57 @@ def _grade_file(
     start: float,
 ) -> Summary:
     question = grader.question
-    skipped = 0
+    bad_rows = 0
     say = warn or (lambda message: print(f"bptt-check: warning: {message}", file=sys.stderr))
 
     def count(message: str) -> None:
-        nonlocal skipped
-        skipped += 1
+        nonlocal bad_rows
+        bad_rows += 1
         say(message)
 
     subs = read_submissions(submissions, warn=count)
+    qkey = QuestionKey.of(question)
+    keys = {s.id: qkey.for_answer(s.answer if not s.problem else "\0" + s.problem, s.syntax) for s in subs}
     form = format_for(out, fmt)
     with open_output(form, out, question=question.name, restart=restart, warn=say) as output:
         previous: dict[str, GradeResult] = {r.id: r for r in output.previous}
-        todo = [s for s in subs if s.id not in previous]
+        reused: list[GradeResult] = []
+        reasons: Counter[str] = Counter()
+        todo: list[Submission] = []
+        for sub in subs:
+            old = previous.get(sub.id)
+            why = why_not_reused(output.keys.get(sub.id, ""), keys[sub.id]) if old is not None else "new"
+            if why is None:
+                reused.append(old)  # type: ignore[arg-type]
+            else:
+                todo.append(sub)
+                if why != "new":
+                    reasons[why] += 1
+        listed = {s.id for s in subs}
+        others = [r for r in output.previous if r.id not in listed]
         if previous:
             say(
-                f"resuming {getattr(output, 'path', out)}: {len(subs) - len(todo)} of {len(subs)} answers"
-                " already graded there; grading the rest"
+                f"resuming {getattr(output, 'path', out)}: reusing {len(reused)} of {len(subs)} results"
+                + (f"; re-grading {sum(reasons.values())} ({reasons_line(reasons)})" if reasons else "")
             )
         stats = BatchStats()
         new: list[GradeResult] = []
         with _progress_bar(len(todo), enabled=progress) as advance:
             for result in grade_stream(grader, todo, jobs=jobs, stats=stats):
-                output.write(result)
+                output.write(result, keys[result.id])
                 new.append(result)
                 advance()
         summary = Summary.of(
-            [*previous.values(), *new],
+            [*reused, *new, *others],
             question=question.name,
             max_score=question.rubric.max_score,
             graded=stats.graded,
             unique=stats.unique,
+            refused=stats.refused,
             seconds=time.perf_counter() - start,
-            skipped_rows=skipped,
+            bad_rows=bad_rows,
+            regraded=dict(reasons),
+            kept_others=len(others),
         )
         output.finish(summary, order=[s.id for s in subs])
     return summary

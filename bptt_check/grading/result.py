@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ..results import VERDICTS, Diagnosis, Verdict
@@ -85,9 +85,14 @@ class GradeResult:
 class Summary:
     """Counts, the most common mistakes, the mean score and the speed of a grading run.
 
-    ``total`` counts every result in the output (``resumed`` of them from an
-    earlier run); ``graded`` is what this run graded, ``unique`` how many of
-    those needed a check of their own (the rest were duplicates), and
+    ``total`` counts every result in the output (``resumed`` of them reused
+    from an earlier run); ``graded`` is what this run graded, ``unique`` how
+    many of those needed a check of their own, ``refused`` how many got a
+    result without a check (a malformed row, an empty or too long answer);
+    the rest were duplicates of a checked answer. ``bad_rows`` counts the
+    malformed rows (each an ``invalid`` result), ``regraded`` the earlier
+    results not reused, by reason, and ``kept_others`` the earlier results
+    of ids not in this run's submissions (kept in the output).
     ``answers_per_second`` is ``graded / seconds``.
     """
 
@@ -96,7 +101,7 @@ class Summary:
     graded: int
     resumed: int
     unique: int
-    skipped_rows: int
+    bad_rows: int
     by_verdict: Mapping[str, int]
     by_diagnosis: Mapping[str, int]
     common_mistakes: tuple[tuple[str, str, int], ...]
@@ -107,6 +112,14 @@ class Summary:
     timeouts: int = 0
     internal_errors: tuple[str, ...] = ()
     """Ids of answers whose check hit a bug in bptt_check."""
+    refused: int = 0
+    regraded: Mapping[str, int] = field(default_factory=dict)
+    kept_others: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        """Answers of this run that shared another answer's check."""
+        return max(0, self.graded - self.unique - self.refused)
 
     @property
     def answers_per_second(self) -> float:
@@ -122,7 +135,10 @@ class Summary:
         graded: int,
         unique: int,
         seconds: float,
-        skipped_rows: int = 0,
+        refused: int = 0,
+        bad_rows: int = 0,
+        regraded: Mapping[str, int] | None = None,
+        kept_others: int = 0,
         mistakes: int = 5,
     ) -> "Summary":
         rows = list(results)
@@ -142,7 +158,7 @@ class Summary:
             graded=graded,
             resumed=total - graded,
             unique=unique,
-            skipped_rows=skipped_rows,
+            bad_rows=bad_rows,
             by_verdict={v: verdicts.get(v, 0) for v in VERDICTS},
             by_diagnosis=dict(codes.most_common()),
             common_mistakes=tuple((c, m, n) for (c, m), n in mistakes_seen.most_common(mistakes)),
@@ -151,18 +167,30 @@ class Summary:
             seconds=seconds,
             timeouts=codes.get("time_budget", 0),
             internal_errors=tuple(r.id for r in rows if r.internal_error),
+            refused=refused,
+            regraded=dict(regraded or {}),
+            kept_others=kept_others,
         )
 
     def __str__(self) -> str:
         rate = f"{self.answers_per_second:.0f} answers/s" if self.graded else "nothing new to grade"
-        dup = self.graded - self.unique
+        dup = self.duplicates
         head = f"graded {_count(self.graded, 'answer')} to {self.question} in {self.seconds:.1f} s ({rate}"
         head += f"; {_count(dup, 'duplicate')} graded once)" if dup > 0 else ")"
         lines = [head]
-        if self.resumed:
-            lines.append(f"resumed: {_count(self.resumed, 'earlier result')} kept, {self.total} in all")
-        if self.skipped_rows:
-            lines.append(f"skipped: {_count(self.skipped_rows, 'malformed row')} (see the warnings above)")
+        if self.resumed or self.regraded:
+            line = f"resumed: {_count(self.resumed - self.kept_others, 'earlier result')} reused"
+            if self.regraded:
+                from .provenance import reasons_line
+
+                line += f"; {sum(self.regraded.values())} re-graded ({reasons_line(self.regraded)})"
+            if self.kept_others:
+                line += f"; {_count(self.kept_others, 'earlier result')} of ids not in these submissions kept"
+            lines.append(line + f"; {self.total} in all")
+        if self.bad_rows:
+            lines.append(
+                f"malformed: {_count(self.bad_rows, 'row')} graded invalid with the reason (see the warnings above)"
+            )
         lines.append("verdicts:  " + "  ".join(f"{v} {n}" for v, n in self.by_verdict.items()))
         if self.by_diagnosis:
             lines.append("diagnoses: " + "  ".join(f"{c} {n}" for c, n in self.by_diagnosis.items()))
@@ -190,7 +218,10 @@ class Summary:
             "graded": self.graded,
             "resumed": self.resumed,
             "unique": self.unique,
-            "skipped_rows": self.skipped_rows,
+            "bad_rows": self.bad_rows,
+            "refused": self.refused,
+            "regraded": dict(self.regraded),
+            "kept_others": self.kept_others,
             "by_verdict": dict(self.by_verdict),
             "by_diagnosis": dict(self.by_diagnosis),
             "common_mistakes": [{"code": c, "message": m, "count": n} for c, m, n in self.common_mistakes],

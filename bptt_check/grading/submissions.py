@@ -2,11 +2,14 @@
 
 The format follows the extension: ``.csv``; ``.jsonl``; ``.json`` (JSON
 lines, or one JSON array of objects). Other columns or keys (a name, an
-email) are ignored. A malformed row — no id, no answer, an unquoted comma
-that splits the answer, bad JSON, an unknown syntax, an id seen before — is
-reported with its line number through ``warn`` and skipped; it never stops
-the batch. A file that cannot be used at all (unreadable, not UTF-8, a CSV
-without ``id`` and ``answer`` columns) is a :class:`FileFormatError`.
+email) are ignored. Every row becomes exactly one :class:`Submission`: a
+malformed row — not UTF-8, no id, no answer, an unquoted comma that splits
+the answer, bad JSON, an unknown syntax, an id seen before — is reported with
+its line number through ``warn`` and becomes a submission whose ``problem``
+says why (graded ``invalid`` with that reason, never skipped). A row without
+an id gets the id ``<line N>`` (``<item N>`` in a JSON array); a repeated id
+gets ``ID <line N>``. A file that cannot be used at all (unreadable, empty,
+a CSV without ``id`` and ``answer`` columns) is a :class:`FileFormatError`.
 """
 
 from __future__ import annotations
@@ -39,54 +42,86 @@ def read_submissions(path: str | Path, *, warn: Warn | None = None) -> list[Subm
         data = path.read_bytes()
     except OSError as err:
         raise FileFormatError(f"cannot read submissions file {path}: {err.strerror or err}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise FileFormatError(f"{path} line {line}: not UTF-8 text", hint="save the file as UTF-8") from None
+    # Bytes that are not UTF-8 become lone surrogates, so that only the rows holding them are invalid.
+    text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape")
+    if not text.strip():
+        raise FileFormatError(
+            f"{path}: the submissions file is empty",
+            hint="expected a header line id,answer[,syntax] and one row per answer",
+        )
     rows = _csv_rows(path, text, report) if suffix == ".csv" else _json_rows(path, text, report)
     out: list[Submission] = []
     first_line: dict[str, int] = {}
+    used: set[str] = set()
     # A huge answer is the grader's to refuse (as too long), not a malformed row: lift csv's
     # field size limit (128 KiB by default; process-wide, so it is restored after reading).
     limit = csv.field_size_limit()
     csv.field_size_limit(max(limit, len(text) + 1))
     try:
-        for line, id_, answer, syntax in rows:
+        for line, id_, answer, syntax, problem in rows:
             where = f"{path} line {line}" if line > 0 else f"{path} item {-line}"
-            if id_ in first_line:
-                report(f"{where}: duplicate id {id_!r} (first on line {first_line[id_]}): row skipped")
-                continue
-            first_line[id_] = line
-            out.append(Submission(id_, answer, syntax, line))  # type: ignore[arg-type]
+            place = f"<line {line}>" if line > 0 else f"<item {-line}>"
+            if not id_:
+                id_ = place
+            elif id_ in first_line:
+                first = first_line[id_]
+                problem = problem or f"duplicate id {id_!r} (first on {'line' if first > 0 else 'item'} {abs(first)})"
+                report(f"{where}: duplicate id {id_!r} (first on line {abs(first)}): graded as invalid")
+                id_ = f"{id_} {place}"
+            while id_ in used:  # a made-up id that a real row already holds
+                id_ += "'"
+            first_line.setdefault(id_, line)
+            used.add(id_)
+            out.append(Submission(id_, answer, syntax, line, problem))  # type: ignore[arg-type]
     finally:
         csv.field_size_limit(limit)
+    if not out:
+        raise FileFormatError(
+            f"{path}: no submissions in the file (only {'a header' if suffix == '.csv' else 'blank lines'})",
+            hint="add one row per answer: id,answer[,syntax]",
+        )
     return out
 
 
-Row = tuple[int, str, str, str]
+Row = tuple[int, str, str, str, str]
+"""(line, id or "", answer, syntax, problem or "")."""
 
 
-def _check_row(where: str, id_: Any, answer: Any, syntax: Any, report: Warn) -> tuple[str, str, str] | None:
+def _bad_bytes(text: str) -> str:
+    """A description of the first byte that was not UTF-8 in ``text`` (decoded with surrogateescape), or ""."""
+    for column, ch in enumerate(text, start=1):
+        if "\udc80" <= ch <= "\udcff":
+            return f"not UTF-8 text (byte 0x{ord(ch) - 0xDC00:02x} at column {column})"
+    return ""
+
+
+def _clean(text: str) -> str:
+    """Undecodable bytes shown as U+FFFD (for ids and answers written to results)."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def _check_row(line: int, where: str, id_: Any, answer: Any, syntax: Any, report: Warn, problem: str = "") -> Row:
+    """The row, with ``problem`` saying why it cannot be graded ("" when it can); bad rows are reported."""
     if isinstance(id_, bool) or not isinstance(id_, (str, int)):
-        problem = "missing id" if id_ is None else f"id {id_!r} is not a string"
-        report(f"{where}: {problem}: row skipped")
-        return None
-    id_ = str(id_).strip()
+        problem = problem or ("missing id" if id_ is None else f"id {id_!r} is not a string")
+        id_ = ""
+    id_ = _clean(str(id_).strip())
     if not id_:
-        report(f"{where}: missing id: row skipped")
-        return None
-    if answer is None:
-        report(f"{where}: missing answer for id {id_!r}: row skipped")
-        return None
-    if not isinstance(answer, str):
-        report(f"{where}: the answer for id {id_!r} is not a string: row skipped")
-        return None
-    syntax = "auto" if syntax in (None, "") else syntax
-    if syntax not in SYNTAXES:
-        report(f"{where}: syntax {syntax!r} for id {id_!r} is not one of auto, plain, latex: row skipped")
-        return None
-    return id_, answer, syntax
+        problem = problem or "missing id"
+    if not problem:
+        if answer is None:
+            problem = "missing answer"
+        elif not isinstance(answer, str):
+            problem = "the answer is not a string"
+        else:
+            problem = _bad_bytes(answer)
+    if not problem and syntax not in (None, "") and syntax not in SYNTAXES:
+        problem = f"syntax {_clean(str(syntax))!r} is not one of auto, plain, latex"
+    text = _clean(answer) if isinstance(answer, str) else ""
+    if problem:
+        report(f"{where}: {problem}{f' for id {id_!r}' if id_ else ''}: graded as invalid")
+        return line, id_, text, "auto", problem
+    return line, id_, text, syntax or "auto", ""
 
 
 def _csv_rows(path: Path, text: str, report: Warn) -> Iterator[Row]:
@@ -113,29 +148,32 @@ def _csv_rows(path: Path, text: str, report: Warn) -> Iterator[Row]:
         except StopIteration:
             return
         except csv.Error as err:
-            report(f"{path} line {line}: unreadable CSV row ({err}): row skipped")
+            yield _check_row(line, f"{path} line {line}", None, None, None, report, f"unreadable CSV row ({err})")
             continue
         if not row or all(not cell.strip() for cell in row):
             continue
         where = f"{path} line {line}"
-        if len(row) > len(header):
-            report(
-                f"{where}: {len(row)} fields but the header has {len(header)}"
-                " (an answer with a comma must be in double quotes): row skipped"
-            )
-            continue
         id_, answer, syntax = (row[i] if i is not None and i < len(row) else None for i in (i_id, i_answer, i_syntax))
-        checked = _check_row(where, id_, answer, syntax, report)
-        if checked is not None:
-            yield (line, *checked)
+        problem = _bad_bytes(id_ or "")
+        if len(row) > len(header):
+            problem = problem or (
+                f"{len(row)} fields but the header has {len(header)} (an answer with a comma must be in double quotes)"
+            )
+        yield _check_row(line, where, id_, answer, syntax, report, problem)
 
 
 def _json_rows(path: Path, text: str, report: Warn) -> Iterator[Row]:
     if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
+        bad = _bad_bytes(text)
+        if bad:
+            line = text[: text.index(next(c for c in text if "\udc80" <= c <= "\udcff"))].count("\n") + 1
+            raise FileFormatError(f"{path} line {line}: {bad}", hint="save the file as UTF-8")
         try:
             items = json.loads(text)
         except json.JSONDecodeError as err:
             raise FileFormatError(f"{path} line {err.lineno}: not valid JSON: {err.msg}") from None
+        if not isinstance(items, list):
+            raise FileFormatError(f"{path}: not a JSON array of submissions")
         for n, item in enumerate(items, start=1):
             yield from _json_item(f"{path} item {n}", -n, item, report)
         return
@@ -147,15 +185,16 @@ def _json_rows(path: Path, text: str, report: Warn) -> Iterator[Row]:
         try:
             item = json.loads(raw)
         except json.JSONDecodeError as err:
-            report(f"{where}: not valid JSON ({err.msg} at column {err.colno}): row skipped")
+            yield _check_row(number, where, None, None, None, report,
+                             _bad_bytes(raw) or f"not valid JSON ({err.msg} at column {err.colno})")
             continue
         yield from _json_item(where, number, item, report)
 
 
 def _json_item(where: str, line: int, item: Any, report: Warn) -> Iterator[Row]:
     if not isinstance(item, dict):
-        report(f"{where}: not a JSON object with keys id and answer: row skipped")
+        yield _check_row(line, where, None, None, None, report, "not a JSON object with keys id and answer")
         return
-    checked = _check_row(where, item.get("id"), item.get("answer"), item.get("syntax"), report)
-    if checked is not None:
-        yield (line, *checked)
+    id_ = item.get("id")
+    yield _check_row(line, where, id_, item.get("answer"), item.get("syntax"), report,
+                     _bad_bytes(id_) if isinstance(id_, str) else "")
