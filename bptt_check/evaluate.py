@@ -34,6 +34,7 @@ from .language.ast import (
     Partial,
     Power,
     Transpose,
+    postorder,
 )
 from .model import RNN, Reading, Ref, squeeze_shape
 
@@ -168,15 +169,23 @@ class _Evaluator:
         self.b = backend
         self.reading = reading
         self.deadline = deadline
-        self.memo: dict[int, np.ndarray] = {}
+        self.memo: dict[int, np.ndarray] = {}  # by id: the tree being evaluated keeps its nodes alive
 
-    def value(self, node: Expr) -> np.ndarray:
-        key = id(node)
-        hit = self.memo.get(key)
-        if hit is None:
+    def value(self, root: Expr) -> np.ndarray:
+        """Evaluate children before parents (no recursion: trees are as deep as sums are long),
+        each distinct node once (a shared subtree is evaluated once)."""
+        for node in postorder(root):
+            if id(node) in self.memo or (isinstance(node, Partial) and node is not root):
+                continue  # a partial is read when used: a chain's factors are contracted, not evaluated alone
             self.deadline.check("evaluating the answer")
-            hit = self._eval(node)
-            self.memo[key] = hit
+            self.memo[id(node)] = self._eval(node)
+        return self.memo[id(root)]
+
+    def _v(self, node: Expr) -> np.ndarray:
+        """The value of a child: computed already, or a partial (a leaf) computed now."""
+        hit = self.memo.get(id(node))
+        if hit is None:
+            hit = self.memo[id(node)] = self._eval(node)
         return hit
 
     def _eval(self, node: Expr) -> np.ndarray:  # noqa: C901 - one case per node kind
@@ -186,17 +195,17 @@ class _Evaluator:
         if isinstance(node, Name):
             return b.values[node.ref]
         if isinstance(node, Element):
-            v = self.value(node.operand)
+            v = self._v(node.operand)
             r, c = node.index
             return v[:, r : r + 1, c : c + 1]
         if isinstance(node, Neg):
-            return -self.value(node.operand)
+            return -self._v(node.operand)
         if isinstance(node, Transpose):
-            return np.swapaxes(self.value(node.operand), 1, 2)
+            return np.swapaxes(self._v(node.operand), 1, 2)
         if isinstance(node, Binary):
             return self._binary(node)
         if isinstance(node, Power):
-            base = self.value(node.base)
+            base = self._v(node.base)
             if node.matrix:
                 return self._matrix_power(base, node.exponent)
             if node.exponent.denominator == 1 and 0 <= node.exponent <= 16:
@@ -229,7 +238,7 @@ class _Evaluator:
         return out
 
     def _binary(self, node: Binary) -> np.ndarray:
-        left, right = self.value(node.left), self.value(node.right)
+        left, right = self._v(node.left), self._v(node.right)
         if node.op == "@":
             return np.matmul(left, right)
         if node.op == "+":
@@ -286,7 +295,7 @@ class _Evaluator:
         f = node.func
         if f == "ones":
             return self._fill(node.shape, self.b.const(Fraction(1)))
-        args = [self.value(a) for a in node.args]
+        args = [self._v(a) for a in node.args]
         x = args[0]
         if f == "tanh":
             return self._tanh(x)
@@ -323,7 +332,7 @@ class _Evaluator:
 
     def _apply(self, node: Apply) -> np.ndarray:
         """The model's own node function: its activation, softmax or identity, cross-entropy or squared error."""
-        x = self.value(node.arg)
+        x = self._v(node.arg)
         func = self.b.model.node_function(node.node.family)
         if func == "tanh":
             return self._tanh(x)

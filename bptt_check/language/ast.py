@@ -12,7 +12,7 @@ of ``+``), so the tree holds only concrete names. Evaluation lives in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Literal, Union
 
@@ -24,24 +24,60 @@ FUNCTIONS = ("tanh", "sigmoid", "relu", "step", "exp", "log", "sech", "softmax",
 """The whitelist of functions an expression may call (SPEC §4)."""
 
 
-@dataclass(frozen=True)
-class Number:
+class _Node:
+    """Structural equality, hashing and repr of the frozen nodes, without recursion.
+
+    Trees are as deep as the answer is long (a sum of T terms is a left-deep
+    chain of T ``+``), so the dataclass-generated ``__eq__``/``__hash__``/
+    ``__repr__``, which recurse once per level, would hit Python's recursion
+    limit. Here each walks the tree with an explicit stack: a node's hash is
+    computed once from its own fields and its children's (cached) hashes, and
+    equality compares each pair of nodes once (shared subtrees included).
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("_hash")
+        return cached if cached is not None else _hash_tree(self)
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, _Node):
+            return NotImplemented
+        return _equal_trees(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __repr__(self) -> str:
+        return _repr_tree(self)
+
+    def __getstate__(self) -> dict[str, object]:
+        # The cached hash depends on the process's string-hash seed: never carry it across a pickle.
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Number(_Node):
     """A literal, kept exact: ``0.5`` is Fraction(1, 2)."""
 
     value: Fraction
     shape: Shape = (1, 1)
 
 
-@dataclass(frozen=True)
-class Name:
+@dataclass(frozen=True, eq=False, repr=False)
+class Name(_Node):
     """A named value of the model: parameter, input or node (``W_hh``, ``h_1``, ``L``)."""
 
     ref: Ref
     shape: Shape
 
 
-@dataclass(frozen=True)
-class Element:
+@dataclass(frozen=True, eq=False, repr=False)
+class Element(_Node):
     """One entry of an ordinary value: ``W_hy[0,0]``, ``h_1[1]`` (= [0,1] on a row vector)."""
 
     operand: "Expr"
@@ -49,14 +85,14 @@ class Element:
     shape: Shape = (1, 1)
 
 
-@dataclass(frozen=True)
-class Neg:
+@dataclass(frozen=True, eq=False, repr=False)
+class Neg(_Node):
     operand: "Expr"
     shape: Shape
 
 
-@dataclass(frozen=True)
-class Binary:
+@dataclass(frozen=True, eq=False, repr=False)
+class Binary(_Node):
     """``+ - * /`` are elementwise (a 1×1 operand broadcasts); ``@`` is the matrix product."""
 
     op: BinaryOp
@@ -65,8 +101,8 @@ class Binary:
     shape: Shape
 
 
-@dataclass(frozen=True)
-class Power:
+@dataclass(frozen=True, eq=False, repr=False)
+class Power(_Node):
     """``base ** exponent``: elementwise, or the matrix power when ``matrix`` (square base, integer exponent)."""
 
     base: "Expr"
@@ -75,14 +111,14 @@ class Power:
     shape: Shape
 
 
-@dataclass(frozen=True)
-class Transpose:
+@dataclass(frozen=True, eq=False, repr=False)
+class Transpose(_Node):
     operand: "Expr"
     shape: Shape
 
 
-@dataclass(frozen=True)
-class Call:
+@dataclass(frozen=True, eq=False, repr=False)
+class Call(_Node):
     """A whitelisted function (see :data:`FUNCTIONS`).
 
     Elementwise: tanh sigmoid relu step exp log sech; ``relu(u)`` is max(u, 0)
@@ -99,8 +135,8 @@ class Call:
     shape: Shape
 
 
-@dataclass(frozen=True)
-class Apply:
+@dataclass(frozen=True, eq=False, repr=False)
+class Apply(_Node):
     """The function that produces a node, applied to an argument (SPEC §3).
 
     The function is the model's (:meth:`bptt_check.model.RNN.node_function`):
@@ -117,8 +153,8 @@ class Apply:
     shape: Shape
 
 
-@dataclass(frozen=True)
-class Partial:
+@dataclass(frozen=True, eq=False, repr=False)
+class Partial(_Node):
     """∂num/∂den, the true value (total or immediate reading; see SPEC §4).
 
     ``num_index``/``den_index`` select one entry ((row, col), unsqueezed).
@@ -134,8 +170,8 @@ class Partial:
     den_index: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
-class Chain:
+@dataclass(frozen=True, eq=False, repr=False)
+class Chain(_Node):
     """A product of linked partials, contracted over each shared node (SPEC §4).
 
     ``factors[i].den == factors[i+1].num`` (same Ref, same index). The value is
@@ -169,6 +205,27 @@ class Parsed:
         return tuple(p for p in walk(self.expr) if isinstance(p, Partial))
 
 
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {
+    Number: (),
+    Name: (),
+    Element: ("operand",),
+    Neg: ("operand",),
+    Binary: ("left", "right"),
+    Power: ("base",),
+    Transpose: ("operand",),
+    Call: ("args",),
+    Apply: ("arg",),
+    Partial: (),
+    Chain: ("factors",),
+}
+"""Per node class, the fields that hold subexpressions (an Expr, or a tuple of them for ``args``/``factors``)."""
+
+_ATOM_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls) if f.name not in kids) for cls, kids in _CHILD_FIELDS.items()
+}
+"""Per node class, every other field (names, numbers, shapes, indices): compared and hashed as values."""
+
+
 def children(node: Expr) -> tuple[Expr, ...]:
     """The direct subexpressions of a node."""
     if isinstance(node, (Element, Neg, Transpose)):
@@ -184,6 +241,107 @@ def children(node: Expr) -> tuple[Expr, ...]:
     if isinstance(node, Chain):
         return node.factors
     return ()
+
+
+def _atoms(node: _Node) -> tuple[object, ...]:
+    return tuple(getattr(node, name) for name in _ATOM_FIELDS[type(node)])
+
+
+def _hash_tree(root: _Node) -> int:
+    """Hash every not-yet-hashed node under ``root``, children first, and cache each one's hash."""
+    stack: list[_Node] = [root]
+    while stack:
+        node = stack[-1]
+        if "_hash" in node.__dict__:
+            stack.pop()
+            continue
+        kids = children(node)  # type: ignore[arg-type]
+        pending = [k for k in kids if "_hash" not in k.__dict__]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        value = hash((type(node).__name__, _atoms(node), tuple(k.__dict__["_hash"] for k in kids)))
+        node.__dict__["_hash"] = value  # frozen for users; the cache is invisible to eq, repr and pickling
+    return root.__dict__["_hash"]  # type: ignore[no-any-return]
+
+
+def _equal_trees(a: _Node, b: _Node) -> bool:
+    """Structural equality, pair by pair from an explicit stack; each pair of nodes is compared once."""
+    stack: list[tuple[_Node, _Node]] = [(a, b)]
+    seen: set[tuple[int, int]] = set()
+    while stack:
+        x, y = stack.pop()
+        if x is y:
+            continue
+        if type(x) is not type(y):
+            return False
+        hx, hy = x.__dict__.get("_hash"), y.__dict__.get("_hash")
+        if hx is not None and hy is not None and hx != hy:
+            return False
+        key = (id(x), id(y))
+        if key in seen:
+            continue
+        seen.add(key)
+        if _atoms(x) != _atoms(y):
+            return False
+        kx, ky = children(x), children(y)  # type: ignore[arg-type]
+        if len(kx) != len(ky):
+            return False
+        stack.extend(zip(kx, ky))
+    return True
+
+
+def _repr_tree(root: _Node) -> str:
+    """The dataclass-style repr (``Binary(op='+', left=..., ...)``), built children first."""
+    memo: dict[int, str] = {}
+    stack: list[_Node] = [root]
+    while stack:
+        node = stack[-1]
+        if id(node) in memo:
+            stack.pop()
+            continue
+        pending = [k for k in children(node) if id(k) not in memo]  # type: ignore[arg-type]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        kids = _CHILD_FIELDS[type(node)]
+        parts = []
+        for f in fields(node):  # type: ignore[arg-type]
+            value = getattr(node, f.name)
+            if f.name not in kids:
+                text = repr(value)
+            elif isinstance(value, tuple):
+                inner = [memo[id(v)] for v in value]
+                text = "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+            else:
+                text = memo[id(value)]
+            parts.append(f"{f.name}={text}")
+        memo[id(node)] = f"{type(node).__name__}({', '.join(parts)})"
+    return memo[id(root)]
+
+
+def postorder(root: Expr) -> list[Expr]:
+    """Every distinct node under ``root`` (by identity: a shared subtree once), children before parents.
+
+    The order to compute anything bottom-up in one pass without recursion, in
+    time linear in the size of the DAG rather than of its unfolded tree.
+    """
+    order: list[Expr] = []
+    done: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in done:
+            continue
+        if expanded:
+            done.add(id(node))
+            order.append(node)
+            continue
+        stack.append((node, True))
+        stack.extend((k, False) for k in reversed(children(node)) if id(k) not in done)
+    return order
 
 
 def walk(node: Expr):

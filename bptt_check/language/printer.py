@@ -29,7 +29,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..model import Ref
-from .ast import Apply, Binary, Call, Chain, Element, Expr, Name, Neg, Number, Partial, Power, Transpose
+from .ast import Apply, Binary, Call, Chain, Element, Expr, Name, Neg, Number, Partial, Power, Transpose, postorder
+from .resolve import _feeds
 
 _ADD, _MUL, _UNARY, _POW, _POSTFIX, _ATOM = range(1, 7)
 
@@ -43,12 +44,12 @@ def _partial_like(e: Expr) -> bool:
 
 def to_plain(expr: Expr) -> str:
     """The plain (numpy-like) spelling of an expression."""
-    return _Printer(latex=False).expr(expr)
+    return _Printer(latex=False).text(expr)
 
 
 def to_latex(expr: Expr) -> str:
     """The LaTeX spelling of an expression."""
-    return _Printer(latex=True).expr(expr)
+    return _Printer(latex=True).text(expr)
 
 
 def format_number(value: Fraction) -> str:
@@ -97,8 +98,25 @@ def _mixes_products(parent: Binary, child: Expr) -> bool:
 
 
 class _Printer:
+    """Prints children before parents (no recursion), each distinct node once.
+
+    A node's text depends only on the node, so it is memoized by identity: a
+    DAG of shared subtrees costs one visit per node, and :meth:`expr` is a
+    lookup of a child's finished text.
+    """
+
     def __init__(self, *, latex: bool) -> None:
         self.latex = latex
+        self.memo: dict[int, str] = {}
+
+    def text(self, root: Expr) -> str:
+        for node in postorder(root):
+            self.memo[id(node)] = self.node(node)
+        return self.memo[id(root)]
+
+    def expr(self, e: Expr) -> str:
+        """The text of a node already printed (every child is, before its parent)."""
+        return self.memo[id(e)]
 
     # -- precedence ------------------------------------------------------------
 
@@ -132,7 +150,7 @@ class _Printer:
 
     # -- nodes -------------------------------------------------------------------
 
-    def expr(self, e: Expr) -> str:
+    def node(self, e: Expr) -> str:
         if isinstance(e, Number):
             return self.number(e.value)
         if isinstance(e, Name):
@@ -193,6 +211,10 @@ class _Printer:
     def postfix_base(self, e: Expr) -> str:
         if isinstance(e, (Partial, Chain)):
             return self.paren(self.expr(e))
+        if isinstance(e, Apply) and not _feeds(e.node.family, e.arg):
+            # yhat_1(ones(1, 2))[0,0] reads as the product yhat_1 · ones(1, 2)[0,0]: the parser takes
+            # name(arg) followed by postfix operators as a node function only when arg feeds the node.
+            return self.paren(self.expr(e))
         return self.wrap(e, _POSTFIX)
 
     def binary(self, e: Binary) -> str:
@@ -235,7 +257,7 @@ class _Printer:
     def power(self, e: Power) -> str:
         k = e.exponent
         base = e.base
-        base_text = self.postfix_base(base) if isinstance(base, (Partial, Chain)) else self.wrap(base, _POSTFIX)
+        base_text = self.postfix_base(base)
         if k.denominator == 1:
             k_text = str(k.numerator)
         else:

@@ -8,7 +8,8 @@ The one tree-building layer shared by both syntaxes. It
 * decides function application of a node name (``t_1(u)``) by shape;
 * groups adjacent partials into chains and checks that they link;
 * refuses Jacobians without a matrix form outside a chain;
-* enforces the node and depth limits.
+* enforces the node limit and the limit on nesting as written (the tree's
+  depth after unrolling is not limited: no consumer recurses over it).
 
 Products are resolved as a flat list (``f0 op f1 op f2 …``): maximal runs of
 adjacent partials joined by a chain product (``*`` ``@`` ``\\cdot``
@@ -180,13 +181,10 @@ class Resolver:
                     position=_start(eq),
                     hint="check the left side names what the right side computes",
                 )
-            self._check_depth(left.expr)
-            self._check_depth(right.expr)
             return right.expr, left.expr
         result = self._r(_kids(tree)[0])
         if not (allow_tensor and isinstance(result.expr, Partial)):
             result = self._ordinary(result)
-        self._check_depth(result.expr)
         return result.expr, None
 
     # -- plumbing ------------------------------------------------------------
@@ -216,18 +214,6 @@ class Resolver:
                 hint="shorten the expression, or use a model with fewer steps",
             )
         return cls(*args)  # type: ignore[no-any-return]
-
-    def _check_depth(self, expr: Expr) -> None:
-        stack: list[tuple[Expr, int]] = [(expr, 1)]
-        while stack:
-            node, depth = stack.pop()
-            if depth > MAX_DEPTH:
-                raise LimitError(
-                    f"the expression is more than {MAX_DEPTH} levels deep (sums unrolled)",
-                    text=self.text,
-                    hint="shorten the expression, or sum over fewer steps",
-                )
-            stack.extend((child, depth + 1) for child in children(node))
 
     def _shape(self, ref: Ref) -> tuple[int, int]:
         shape = self._shapes.get(ref)
@@ -514,7 +500,12 @@ class Resolver:
     # -- unary, postfix, powers ----------------------------------------------
 
     def _rule_neg(self, tree: RawTree) -> _R:
-        return self._signed(self._r(_kids(tree)[1]), [_kids(tree)[0]])
+        signs: list[Token] = []  # a run of signs (-+-+…) is one level, not one per sign
+        node: RawTree = tree
+        while isinstance(node, Tree) and node.data in ("neg", "pos"):
+            signs.append(_kids(node)[0])
+            node = _kids(node)[1]
+        return self._signed(self._r(node), signs)
 
     _rule_pos = _rule_neg
 
