@@ -21,6 +21,9 @@ Choices that keep the round trip exact:
   would chain them), and a product's left operand that ends in a partial is
   parenthesized when a partial follows (``(x * dL/dh_1) * dh_1/dW`` is not
   the chain ``x * (dL/dh_1 * dh_1/dW)``);
+* a node function applied to an argument that does not feed the node is
+  parenthesized before a postfix operator: ``(yhat_1(ones(1, 2)))[0,0]``,
+  since ``yhat_1(ones(1, 2))[0,0]`` reads as the product ``yhat_1 · ones(1, 2)[0,0]``;
 * numbers print as exact decimals (``0.5``), in scientific notation when long.
 """
 
