@@ -39,7 +39,7 @@ from .errors import (
     ShapeError,
 )
 from .evaluate import Deadline, Mode, evaluate
-from .exact import PRIME, NoExactForm, max_degree, residues
+from .exact import PRIME, NoExactForm, max_degree, refuting_pattern, residues
 from .language import Notation, parse, parse_target, target_of
 from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
 from .model import RNN, Reading, ReadingPolicy, Ref, Target, reading_policy
@@ -137,6 +137,7 @@ class Checker:
         self.expected, self.expected_jax, self.truths_agree = self.truth.target_values(self.target)
         self._expected_exact: np.ndarray | None = None
         self._no_proof = ""
+        self._refuted: int | None = None
 
     # -- public ----------------------------------------------------------
 
@@ -188,6 +189,8 @@ class Checker:
         if credited is not None:
             outcome = outcomes[credited]
             proof, bound = self._exact(expr, canon[credited], deadline, transpose=False)
+            if proof is False and self._refuted is not None:
+                return self._refuted_result(outcome, self._refuted, deadline, base)
             if proof is False:
                 raise InternalError(
                     f"the exact check refutes an answer the numeric check accepts for {self.target}:"
@@ -345,8 +348,10 @@ class Checker:
     ) -> tuple[bool | None, float | None]:
         """True: proved identical; False: the residues differ; None: no exact form (``self._no_proof`` says why)."""
         self._no_proof = ""
+        self._refuted = None
         try:
             value = evaluate(expr, self.truth.exact_backend(), reading, deadline)
+            want = self.expected_exact
         except NoExactForm as why:
             self._no_proof = str(why)
             return None, None
@@ -355,15 +360,38 @@ class Checker:
             return None, None
         if transpose:
             value = np.swapaxes(value, 1, 2)
-        want = self.expected_exact
         if value.shape != want.shape:
             return False, None
         same = bool(np.all(residues(value) == residues(want)))
         if not same:
+            if self.model.activation == "relu":
+                self._refuted = refuting_pattern(value, want)
             return False, None
         degree = max(max_degree(value), max_degree(want), 1) * 2
         bound = (degree / PRIME) ** self.settings.exact_points
         return True, bound
+
+    def _refuted_result(self, outcome: Outcome, pattern: int, deadline: Deadline, base: dict) -> CheckResult:
+        """A relu answer right at every sample point but, by the exact check, wrong in another activation region."""
+        H = self.model.hidden_size
+        units = [(b, f"a_{b // H + 1}" + (f"[{b % H}]" if H > 1 else "")) for b in range(self.model.steps * H)]
+        on = [name for b, name in units if pattern >> b & 1]
+        off = [name for b, name in units if not pattern >> b & 1]
+        few, sign, rest = (off, "negative", "positive") if len(off) <= len(on) else (on, "positive", "negative")
+        where = f"where {', '.join(few)} {'is' if len(few) == 1 else 'are'} {sign}" + (
+            f" and every other pre-activation {rest}" if len(few) < len(units) else ""
+        )
+        region = f"{where} (an activation region none of the {self.settings.points} sample points is in)"
+        evidence = dataclasses.replace(
+            self._evidence(outcome, None, None, deadline), exact=f"refuted: the answer differs from the truth {region}"
+        )
+        return CheckResult(
+            verdict="not_equivalent",
+            score=0.0,
+            message=f"the answer is not {self.target}: it differs from the truth {region}",
+            evidence=evidence,
+            **base,
+        )
 
     @functools.cached_property
     def diagnoser(self) -> Diagnoser:

@@ -20,7 +20,7 @@ from typing import Callable, Literal, Mapping, Protocol
 import numpy as np
 
 from .errors import BudgetExceeded
-from .exact import Exact, ExactPoints, NoExactForm, reciprocal
+from .exact import Exact, ExactPoints, Gated, NoExactForm, reciprocal
 from .language.ast import (
     Apply,
     Binary,
@@ -140,7 +140,7 @@ class ExactBackend:
         n = k.numerator
         out = np.empty(x.shape, dtype=object)
         for idx, e in np.ndenumerate(x):
-            out[idx] = Exact.lift(e) ** n
+            out[idx] = (e if isinstance(e, Gated) else Exact.lift(e)) ** n
         return out
 
     def inverse(self, m: np.ndarray) -> np.ndarray:

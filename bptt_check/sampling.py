@@ -38,6 +38,12 @@ expressions that differ also differ numerically at the point:
   point has an inactive entry (``a < 0``) and every step an active unit
   (``a > 0``, so no step cuts every path to the loss); with ``H = 1`` even
   points are active at every step and odd points have an inactive step.
+  Beyond that, each point aims for a chosen activation pattern
+  (:func:`relu_pattern`): point 0 all active, and each unit of each step
+  inactive at one other point, alone there when T·H < P, so that every unit
+  of every step is seen in both states with the paths through the others
+  open (a dropped ``step(a_t)`` shows); a pattern out of reach in
+  :data:`RELU_PATTERN_DRAWS` draws falls back to the rule above.
   Models too large for
   the margin 0.1 within :data:`RELU_REDRAWS` draws (H·T in the hundreds) get
   the margin 0.01, else 0.001 (:data:`RELU_FALLBACK_MARGINS`), else a
@@ -104,6 +110,8 @@ RELU_FALLBACK_MARGINS = (0.01, 0.001)
 _RELU_MARGINS = (RELU_MARGIN, *RELU_FALLBACK_MARGINS)
 RELU_REDRAWS = 40
 """Draws of a relu point that cannot meet a margin before the next smaller margin is used."""
+RELU_PATTERN_DRAWS = 30
+"""Draws of a relu point that try to realise its activation pattern (:func:`relu_pattern`) before the weaker rule."""
 RELU_CANDIDATES = 256
 """Candidate inputs x_t tried at each step when arranging a relu point."""
 TARGET_OFF_SIMPLEX = 0.1
@@ -140,7 +148,7 @@ def sample_points(
     level = 0
     for i in range(n):
         onehot = targets == "onehot" or (targets == "mixed" and i % 2 == 0)
-        point, level = _sample_one(row, rng, onehot, i, level)
+        point, level = _sample_one(row, rng, onehot, i, level, relu_pattern(row, i, n))
         points.append(point)
     order = model.leaves() + ((Ref("h", 0),) if model.h0 == "zeros" else ())
     stacked = {ref: np.stack([p[ref] for p in points]) for ref in order}
@@ -250,23 +258,60 @@ def _row_forward(
 # -- one point ------------------------------------------------------------------
 
 
+def relu_pattern(model: RNN, index: int, n: int) -> np.ndarray | None:
+    """The activation pattern point ``index`` of ``n`` aims for, (T, H) booleans (True: active); None without relu.
+
+    Point 0 has every unit active. Unit j of step t (number b = (t-1)·H + j) is
+    inactive at point ``1 + b mod (n-1)`` and active at the others, so across
+    n ≥ 3 points every unit of every step is in both states, and when
+    T·H ≤ n - 1 each inactive unit is the only one of its point: the paths
+    through every other unit and step carry signal there (a dropped
+    ``step(a_t)`` changes the answer). With H ≥ 2 no step has all its units
+    inactive, since the inactive ones of a point are n - 1 ≥ 2 apart. Two
+    points take a checkerboard and its complement instead (b even / b odd
+    inactive); one point is all active.
+    """
+    if model.activation != "relu":
+        return None
+    T, H = model.steps, model.hidden_size
+    bits = np.arange(T * H).reshape(T, H)
+    if n == 1:
+        return np.ones((T, H), dtype=bool)
+    if n == 2:
+        return bits % 2 != index % 2
+    if index == 0:
+        return np.ones((T, H), dtype=bool)
+    return bits % (n - 1) != (index - 1) % (n - 1)
+
+
 def _sample_one(
-    model: RNN, rng: np.random.Generator, onehot: bool, index: int, level: int = 0
+    model: RNN,
+    rng: np.random.Generator,
+    onehot: bool,
+    index: int,
+    level: int = 0,
+    pattern: np.ndarray | None = None,
 ) -> tuple[dict[Ref, np.ndarray], int]:
     """One point of a row-convention model (arrays without the point axis), redrawn until it passes the checks.
 
     A relu point always meets the relu margin ``_RELU_MARGINS[level]``
     (:func:`_arrange_relu`): after :data:`RELU_REDRAWS` draws that cannot, the
-    next smaller margin is used. Returns the point and the level reached.
+    next smaller margin is used. It realises ``pattern`` (:func:`relu_pattern`)
+    when one of :data:`RELU_PATTERN_DRAWS` draws can, else it falls back to
+    the weaker rule of :func:`_arrange_relu`. Returns the point and the level reached.
     """
     best: tuple[int, dict[Ref, np.ndarray]] | None = None
     relu = model.activation == "relu"
-    attempts = misses = 0
+    attempts = misses = pattern_misses = 0
     while True:
         point = _draw(model, rng)
         values: dict[Ref, np.ndarray] | None = _unsaturate(model, point)
         if relu:
-            values = _arrange_relu(model, rng, point, index, _RELU_MARGINS[level])
+            want = pattern if pattern_misses < RELU_PATTERN_DRAWS else None
+            values = _arrange_relu(model, rng, point, index, _RELU_MARGINS[level], want)
+            if values is None and want is not None:
+                pattern_misses += 1
+                continue
             if values is None:
                 misses += 1
                 if misses >= RELU_REDRAWS:
@@ -339,7 +384,12 @@ def _unsaturate(model: RNN, point: dict[Ref, np.ndarray]) -> dict[Ref, np.ndarra
 
 
 def _arrange_relu(
-    model: RNN, rng: np.random.Generator, point: dict[Ref, np.ndarray], index: int, margin: float
+    model: RNN,
+    rng: np.random.Generator,
+    point: dict[Ref, np.ndarray],
+    index: int,
+    margin: float,
+    want: np.ndarray | None = None,
 ) -> dict[Ref, np.ndarray] | None:
     """Reassign the x stack step by step so that margin ≤ |a_t[j]| ≤ A_MAX everywhere; None if stuck.
 
@@ -349,7 +399,8 @@ def _arrange_relu(
     active unit (a > 0: no step cuts every path) and the point has an inactive
     one (a < 0; at the last step a candidate must supply it if still missing).
     With H = 1, even points are active at every step and odd points have an
-    inactive step. Returns the forward values.
+    inactive step. With ``want`` ((T, H) booleans, True: active) the signs of
+    every a_t must be exactly those instead. Returns the forward values.
     """
     T, (D, H, _) = model.steps, model.sizes
     xs = np.concatenate([point[Ref("x", t)] for t in model.steps_range()], axis=0)
@@ -366,10 +417,13 @@ def _arrange_relu(
         cands = pool[picks] * rng.choice(np.array([-1.0, 1.0]), size=picks.shape)
         a = cands @ W_xh + (h @ W_hh + b_h)
         ok = (np.abs(a).min(axis=1) >= margin) & (np.abs(a).max(axis=1) <= A_MAX)
-        if H >= 2 or index % 2 == 0:
-            ok &= (a > 0).any(axis=1)
-        if t == T and not inactive and (H >= 2 or index % 2 == 1):
-            ok &= (a < 0).any(axis=1)
+        if want is not None:
+            ok &= ((a > 0) == want[t - 1]).all(axis=1)
+        else:
+            if H >= 2 or index % 2 == 0:
+                ok &= (a > 0).any(axis=1)
+            if t == T and not inactive and (H >= 2 or index % 2 == 1):
+                ok &= (a < 0).any(axis=1)
         if not ok.any():
             return None
         k = rng.choice(np.flatnonzero(ok))

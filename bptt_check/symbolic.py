@@ -44,8 +44,9 @@ in ``∂L_t/∂y_t`` is rewritten the same way, through
 and integer powers) of node symbols, with no tanh, exp or log: it evaluates on
 floats and, unchanged, on exact field elements (rationals, integers mod p).
 The one exception is relu's derivative ``step(h)`` (1 where h > 0, else 0),
-piecewise constant: exact values of a relu model have every inactive h entry
-exactly 0 (:mod:`bptt_check.exact`), so ``step`` reads "non-zero".
+piecewise constant: an exact value of a relu state is ``h = s·a`` with an
+indicator atom ``s`` per unit and step (:mod:`bptt_check.exact`), and ``step``
+of it is ``s``, so the Jacobian holds in every activation region at once.
 With squared error the output rules are ``ḡ_yhat_t = ḡ_L_t (yhat_t - y_t)``,
 ``ḡ_y_t = ḡ_L_t (y_t - yhat_t)`` and ``ḡ_z_t = ḡ_yhat_t``.
 
@@ -77,6 +78,7 @@ import numpy as np
 import sympy
 
 from .errors import ConfigError, InternalError
+from .exact import indicator_of
 from .model import L_TOTAL, RNN, Reading, Ref, squeeze_shape
 
 __all__ = ["SymbolicRNN", "Jacobian"]
@@ -103,11 +105,11 @@ class step(sympy.Function):
 
 
 def _heaviside(a: Any, _b: Any) -> Any:
-    """step on one register: floats compare with 0; exact values are non-zero exactly where the unit is active."""
+    """step on one register: floats compare with 0; an exact state ``h = s·a`` gives its indicator atom ``s``."""
     arr = np.asarray(a)
     if arr.dtype != object:
         return (arr > 0).astype(np.float64)
-    return np.array([0 if getattr(v, "v", v) == 0 else 1 for v in arr.ravel()], dtype=object).reshape(arr.shape)
+    return np.array([indicator_of(v) for v in arr.ravel()], dtype=object).reshape(arr.shape)
 
 
 def _square(a: Any, _b: Any) -> Any:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import InternalError
 from .evaluate import ExactBackend, FloatBackend
-from .exact import ExactPoints, sample_exact
+from .exact import ExactPoints, NoExactForm, sample_exact
 from .model import L_TOTAL, RNN, Reading, Ref, Target, squeeze_shape
 from .sampling import describe_point, sample_points
 from .symbolic import SymbolicRNN
@@ -94,8 +94,10 @@ class Truth:
         return self._jax_grads[(of, recurrent)]
 
     def jacobian_exact(self, num: Ref, den: Ref, reading: Reading = "total") -> np.ndarray:
+        """sympy's ∂num/∂den at the exact points (raises NoExactForm when the model has none)."""
         key = (num, den, reading)
         if key not in self._exact:
+            self._require_exact()
             self._exact[key] = self.symbolic.partial(num, den, reading).evaluate(self.exact.values)
         return self._exact[key]
 
@@ -144,7 +146,13 @@ class Truth:
         return FloatBackend(self.values, self.jacobian, self.model)
 
     def exact_backend(self) -> ExactBackend:
+        """The exact backend (raises NoExactForm when the model has no exact points)."""
+        self._require_exact()
         return ExactBackend(self.exact, self.jacobian_exact, self.model)
+
+    def _require_exact(self) -> None:
+        if self.exact.unavailable:
+            raise NoExactForm(self.exact.unavailable)
 
     def target_values(self, target: Target) -> tuple[np.ndarray, np.ndarray, float]:
         """The target's value at the float points, (P, *target.shape), from sympy and from jax, and their agreement."""
@@ -159,6 +167,7 @@ class Truth:
         return self._shape_gradient(s, target), self._shape_gradient(j, target), agree
 
     def target_exact(self, target: Target) -> np.ndarray:
+        self._require_exact()
         if target.wrt is None:
             return _select(self.exact.values[target.of], target)
         return self._shape_gradient(self.jacobian_exact(target.of, target.wrt), target)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from bptt_check import RNN, Ref
-from bptt_check.exact import PRIME, Exact, NoExactForm, sample_exact
+from bptt_check.exact import PRIME, Exact, Gated, NoExactForm, indicator_of, sample_exact
 from bptt_check.model import L_TOTAL
 
 residue = st.integers(min_value=1, max_value=PRIME - 1).map(Exact.atom)
@@ -84,20 +84,55 @@ def test_sigmoid_points_use_one_exponential_atom():
         assert np.all(e / (e + 1) == pts.values[Ref("h", t)])
 
 
-def test_relu_points_fix_a_mixed_activation_pattern():
+def test_relu_states_are_indicator_atoms_times_pre_activations():
+    """h = s·a with s² = s: relu/step know a, h and -a; every identity holds in every activation region."""
     model = RNN(steps=3, hidden_size=4, activation="relu")
     pts = sample_exact(model, k=2, seed=2)
     for t in model.steps_range():
         a, h = pts.values[Ref("a", t)], pts.values[Ref("h", t)]
-        for i in range(2):
-            active = [h[i, 0, j] == a[i, 0, j] for j in range(4)]
-            inactive = [h[i, 0, j] == 0 for j in range(4)]
-            assert all(x != y for x, y in zip(active, inactive))  # each unit one or the other
-            assert any(active) and any(inactive)
-        assert np.all(pts.relu(a) == h)
-        assert np.all(pts.step(a) == np.vectorize(lambda v: Exact(0 if v == 0 else 1), otypes=[object])(h))
+        s = pts.step(a)
+        assert all(isinstance(e, Gated) and len(e.terms) == 1 for e in s.flat)
+        assert np.all(s * s == s) and np.all(s * (1 - s) == 0)
+        assert np.all(pts.relu(a) == h) and np.all(pts.relu(h) == h) and np.all(s * a == h)
+        assert np.all(pts.step(h) == s) and np.all(pts.step(-a) == 1 - s)
+        assert np.all(pts.relu(-a) == h - a)  # relu(-a) = (1 - s)(-a)
+        assert not np.any(h == a) and not np.any(h == 0)  # neither one region's value
+        assert np.all(indicators(h) == s)
     with pytest.raises(NoExactForm):
         pts.relu(pts.values[Ref("W_hh")])
+
+
+def indicators(h):
+    return np.vectorize(indicator_of, otypes=[object])(h)
+
+
+def test_indicator_atoms_reduce_multilinearly():
+    rs = (11, 13)
+    s, u = Gated.indicator(0, rs), Gated.indicator(1, rs)
+    x = Exact.atom(5)
+    assert (s * x) * (s * x) == s * x * x          # s² = s
+    assert s * u != u and s * u != s
+    assert (1 - s) * s * x + s * x == s * x
+    e = (s + u) * (s - u)                          # s - u, the product terms cancel
+    assert e == s - u and set(e.terms) == {0b01, 0b10, 0b11}
+    assert Gated.make({0: x}, rs) is x             # free of the indicators: a plain Exact
+    with pytest.raises(NoExactForm):
+        x / (s + 1)                                # a denominator that depends on the region
+    assert (s * x) / x == s
+
+
+def test_the_degree_bound_counts_each_indicator_once():
+    rs = (3, 7, 9)
+    x = Exact.atom(5)
+    v = Gated.indicator(0, rs) * Gated.indicator(2, rs) * x * x
+    assert v.degree == 4
+    assert (v * Gated.indicator(0, rs)).degree == 4
+
+
+def test_large_relu_models_have_no_exact_points():
+    model = RNN(steps=40, hidden_size=3, activation="relu")
+    pts = sample_exact(model, k=1, seed=0)
+    assert pts.unavailable and Ref("h", 40) not in pts.values
 
 
 def test_squared_error_points_have_free_targets():

@@ -17,6 +17,7 @@ from bptt_check.sampling import (
     W_HH_ASYMMETRY,
     describe_point,
     numpy_forward,
+    relu_pattern,
     sample_points,
 )
 
@@ -141,11 +142,14 @@ def check_point_properties(model: RNN, points: dict, n: int, targets: str = "mix
 
 
 def check_relu(model: RNN, values: dict, n: int, margin: float) -> None:
-    """|a_t[j]| ≥ margin everywhere; H ≥ 2: an inactive entry at every point, an active unit at every step;
+    """|a_t[j]| ≥ margin everywhere; each point has the activation pattern it aims for (relu_pattern), or,
+    when that is out of reach, the weaker rule: H ≥ 2: an inactive entry and an active unit at every step;
     H = 1: even points active at every step, odd points with an inactive step."""
     a = pre_activations(model, values)
     assert np.abs(a).min() >= margin
     for i in range(n):
+        if np.array_equal(a[i] > 0, relu_pattern(model, i, n)):
+            continue
         if model.hidden_size >= 2:
             assert (a[i] < 0).any(), i
             assert (a[i] > 0).any(axis=1).all(), i
@@ -155,6 +159,11 @@ def check_relu(model: RNN, values: dict, n: int, margin: float) -> None:
             assert (a[i] < 0).any(), i
     if n >= 2:  # across the points, both regimes
         assert (a > 0).any() and (a < 0).any()
+
+
+def every_unit_in_both_states(model: RNN, values: dict) -> bool:
+    a = pre_activations(model, values)
+    return bool((a > 0).any(axis=0).all() and (a < 0).any(axis=0).all())
 
 
 def test_default_model_points():
@@ -315,7 +324,39 @@ def test_relu_points_let_the_gradient_through_every_step():
     points = sample_points(model, 8, seed=1)
     values = numpy_forward(model, points)
     assert (pre_activations(model, values) > 0).any(axis=2).all()
-    assert (pre_activations(model, values) < 0).any(axis=(1, 2)).all()
+    assert every_unit_in_both_states(model, values)
+
+
+@pytest.mark.parametrize("loss_at", ["all", "last"])
+@pytest.mark.parametrize("hidden", [1, 2, 3])
+@pytest.mark.parametrize("steps", [1, 2, 3, 4])
+@pytest.mark.parametrize("inputs", [1, 3])
+def test_relu_points_reach_their_activation_patterns(inputs, steps, hidden, loss_at):
+    """Each unit of each step is inactive at a point of its own, every other unit active there (T·H ≤ 4).
+
+    So with one hidden unit a point has a_1 < 0 while the later steps carry the gradient: a dropped
+    step(a_1) shows numerically.
+    """
+    model = RNN(steps=steps, input_size=inputs, hidden_size=hidden, loss_at=loss_at, activation="relu")
+    if steps * hidden > 4:
+        model = model.replace(steps=4 // hidden or 1)
+    values = numpy_forward(model, sample_points(model, 5, seed=steps))
+    a = pre_activations(model, values)
+    for i in range(5):
+        assert np.array_equal(a[i] > 0, relu_pattern(model, i, 5)), i
+    assert every_unit_in_both_states(model, values)
+    assert (a[1:] < 0).sum(axis=(1, 2)).max() == 1  # each point one inactive unit at most
+
+
+def test_relu_patterns_cover_both_states():
+    for n in (2, 3, 5, 8):
+        for steps, hidden in ((1, 1), (3, 1), (2, 2), (6, 3), (50, 1)):
+            model = RNN(steps=steps, hidden_size=hidden, activation="relu")
+            pats = np.stack([relu_pattern(model, i, n) for i in range(n)])
+            assert pats.any(axis=0).all() and (~pats).any(axis=0).all()
+            if hidden >= 2:
+                assert pats.any(axis=2).all()  # every step keeps an active unit at every point
+    assert relu_pattern(RNN(), 0, 5) is None
 
 
 def test_large_relu_model_falls_back_to_a_smaller_margin():
