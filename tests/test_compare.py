@@ -7,6 +7,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from bptt_check import RNN, InternalError, Ref
 from bptt_check import formulas
 from bptt_check.compare import Checker, Settings, check
+from bptt_check.diagnose import _rebuild
+from bptt_check.language.ast import Binary, Call, walk
 from bptt_check.language import Notation, to_latex, to_plain
 from bptt_check.model import L_TOTAL
 
@@ -271,3 +273,76 @@ def test_public_arguments_are_refused_with_the_packages_own_errors():
     # A target written as text is the user's input: an invalid result with the reason, not an exception.
     text = check("h_1", "dh_2/dh_1[0,1]")
     assert text.verdict == "invalid" and "needs a scalar numerator" in text.message
+
+# -- relu: a proof holds in every activation region ---------------------------------
+
+ONE_UNIT = RNN(input_size=3, hidden_size=1, output_size=2, loss_at="last", activation="relu")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_dropped_relu_derivative_with_one_unit_is_never_proved(seed):
+    """Issue 14 finding 1: dL/dW_xh without step(a_1) was 'equivalent' (or an internal error) by a coin flip."""
+    wrong = "x_1.T @ (dL/dh_2 * step(a_2)) @ W_hh.T + x_2.T @ (dL/dh_2 * step(a_2))"
+    result = check(wrong, "dL/dW_xh", model=ONE_UNIT, settings=Settings(seed=seed))
+    assert result.verdict == "not_equivalent"
+    assert "step(a_1)" in result.message  # the float points see a_1 < 0 with the path through step 2 open
+    right = "x_1.T @ ((dL/dh_2 * step(a_2)) @ W_hh.T * step(a_1)) + x_2.T @ (dL/dh_2 * step(a_2))"
+    assert check(right, "dL/dW_xh", model=ONE_UNIT, settings=Settings(seed=seed)).verdict == "equivalent"
+
+
+def test_a_region_no_sample_point_reaches_is_named():
+    """T·H above the points: a_1 < 0 with every later step active is at no float point; the exact check sees it."""
+    model = RNN(steps=6, input_size=3, hidden_size=1, output_size=2, loss_at="last", activation="relu")
+    truth = to_plain(formulas.gradient(model, L_TOTAL, Ref("W_xh")))
+    wrong = truth.replace(" * step(a_1)", "", 1)
+    assert wrong != truth
+    result = check(wrong, "dL/dW_xh", model=model)
+    assert result.verdict == "not_equivalent"
+    assert "a_1 is negative and every other pre-activation positive" in result.message
+    assert result.evidence is not None and result.evidence.exact.startswith("refuted")
+
+
+def _drop_step_sites(expr):
+    """Every way to drop one ``* step(a_k)`` factor from ``expr``: (k, mutated expression)."""
+    for site in walk(expr):
+        if isinstance(site, Binary) and site.op == "*" and isinstance(site.right, Call) and site.right.func == "step":
+            yield site.right.args[0], _rebuild(expr, lambda n, site=site: site.left if n is site else None)
+
+
+relu_models = st.builds(
+    RNN,
+    steps=st.integers(1, 3),
+    input_size=st.integers(1, 3),
+    hidden_size=st.integers(1, 3),
+    output_size=st.integers(2, 3),
+    loss_at=st.sampled_from(["all", "last"]),
+    h0=st.sampled_from(["input", "zeros"]),
+    biases=st.booleans(),
+    convention=st.sampled_from(["row", "column"]),
+    loss=st.sampled_from(["cross_entropy", "squared_error"]),
+    activation=st.just("relu"),
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=relu_models, data=st.data())
+def test_an_answer_without_one_step_factor_is_never_equivalent(model, data):
+    """Over relu models with T ≤ 3, H ≤ 3: drop one step(a_k) from a correct formula: never equivalent, never exit 3."""
+    wrt = data.draw(st.sampled_from([Ref("W_xh"), Ref("W_hh"), Ref("h", 1), Ref("x", 1)] + ([Ref("b_h")] if model.biases else [])))
+    seed = data.draw(st.integers(0, 3))
+    b = formulas.Builder(model)
+    terms = [t.expr for t in formulas.terms(model, L_TOTAL, wrt)]
+    candidates = [
+        (i, mutated)
+        for i, term in enumerate(terms)
+        # a term through h_0 = 0 is zero with or without its factors
+        if not (model.h0 == "zeros" and any(getattr(n, "ref", None) == Ref("h", 0) for n in walk(term)))
+        for _, mutated in _drop_step_sites(term)
+    ]
+    if not candidates:
+        return
+    i, mutated = data.draw(st.sampled_from(candidates))
+    answer = to_plain(b.total(terms[:i] + [mutated] + terms[i + 1 :]))
+    result = check(answer, f"dL/d{wrt}", model=model, settings=Settings(seed=seed))  # no InternalError
+    assert result.verdict not in ("equivalent", "equivalent_numerically"), (answer, str(result))
