@@ -90,10 +90,12 @@ class BpttGradients:
 
     def assert_gradients_match(self, fn: Any, model: "RNN | SearchStrategy[RNN]", **kwargs: Any) -> None:
         """:func:`bptt_check.testing.assert_gradients_match` with the command-line options applied."""
+        __tracebackhide__ = True  # a failure shows the user's test line and the report, not our frames
         self._testing.assert_gradients_match(fn, model, **self._options(kwargs))
 
     def assert_step_gradients_match(self, step_fn: Any, model: "RNN | SearchStrategy[RNN] | None" = None, **kwargs: Any) -> None:
         """:func:`bptt_check.testing.assert_step_gradients_match` with the command-line options applied."""
+        __tracebackhide__ = True
         self._testing.assert_step_gradients_match(step_fn, model, **self._options(kwargs))
 
     def __repr__(self) -> str:

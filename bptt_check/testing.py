@@ -153,11 +153,25 @@ __all__ = [
     "sequences",
     "cases",
     "assert_gradients_match",
+    "assert_backward_match",
     "assert_step_gradients_match",
+    "REDUCTIONS",
 ]
 
 Layout = Literal["row", "column"]
-TargetKind = Literal["any", "onehot", "soft", "real"]
+TargetKind = Literal["any", "onehot", "soft", "real", "class"]
+InputKind = Literal["dense", "index"]
+Reduction = Literal["sum", "mean", "mean_steps", "mean_all"]
+REDUCTIONS: tuple[str, ...] = ("sum", "mean", "mean_steps", "mean_all")
+"""How the loss of a batch is reduced: the sum of every example's L, its mean over the batch (÷N), over
+the loss steps (÷T_L, the number of steps with a loss), or over both (÷N·T_L)."""
+MAX_BATCH = 8
+"""The largest batch size the strategies draw."""
+FLOAT32_RTOL, FLOAT32_ATOL = 1e-4, 1e-6
+"""The default tolerances with ``dtype="float32"``: float32 resolution is 1.2e-7, and a gradient
+summed over 12 steps of a batch of 8 accumulates a few hundred roundings."""
+FLOAT32_RESOLUTION = 1e-4
+"""An error at most this times the gradient's largest entry is float32 round-off, not a mistake."""
 StepFn = Callable[..., Any]
 GradientFn = Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray], Any]
 Choice = Any
@@ -204,6 +218,74 @@ class InvalidArgumentError(ConfigError, InvalidArgument):
     """
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How a check presents its cases to the user's code and which truth it compares with (validated by :func:`_options`)."""
+
+    targets: str = "any"
+    inputs: str = "dense"
+    vocab: int | None = None
+    batch: tuple[int, ...] | None = None
+    """the batch sizes to draw from; None: no batch axis at all"""
+    reduction: str = "sum"
+    clip: float | None = None
+    truncate: int | None = None
+    dtype: str = "float64"
+
+    @property
+    def batched(self) -> bool:
+        return self.batch is not None
+
+    def factor(self, model: RNN, n: int) -> float:
+        """The reduction's factor on the sum of the N examples' losses."""
+        return _reduction_factor(self.reduction, n, len(model.loss_steps))
+
+
+def _reduction_factor(reduction: str, n: int, loss_steps: int) -> float:
+    return {"sum": 1.0, "mean": 1.0 / n, "mean_steps": 1.0 / loss_steps, "mean_all": 1.0 / (n * loss_steps)}[reduction]
+
+
+def _options(
+    *, targets: object = "any", inputs: object = "dense", vocab: object = None, batch: object = None,
+    reduction: object = "sum", clip: object = None, truncate: object = None, dtype: object = "float64",
+) -> _Options:
+    """Validated options; every bad value is an :class:`InvalidArgumentError` with a hint."""
+    _check_targets(targets)
+    if inputs not in ("dense", "index"):
+        raise InvalidArgumentError(f"inputs = {inputs!r} is invalid", hint="use 'dense' (real x_t) or 'index' (integer tokens, x_t one-hot)")
+    if vocab is not None:
+        if inputs != "index":
+            raise InvalidArgumentError(f"vocab = {vocab!r} needs inputs='index'", hint="pass inputs='index' with vocab, or leave vocab out")
+        _whole("vocab", vocab, 1, 64)
+    sizes: tuple[int, ...] | None = None
+    if batch is not None:
+        values = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+        if not values:
+            raise InvalidArgumentError(f"batch = {batch!r} is empty", hint=f"use a batch size 1..{MAX_BATCH}, or a tuple of them")
+        sizes = tuple(dict.fromkeys(_whole("batch", v, 1, MAX_BATCH) for v in values))
+    if reduction not in REDUCTIONS:
+        raise InvalidArgumentError(
+            f"reduction = {reduction!r} is invalid", hint="use 'sum', 'mean' (÷N), 'mean_steps' (÷T) or 'mean_all' (÷N·T)"
+        )
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not (math.isfinite(clip) and clip > 0)):
+        raise InvalidArgumentError(f"clip = {clip!r} is invalid", hint="use a number > 0 (min-char-rnn clips to 5), or None")
+    if truncate is not None:
+        _whole("truncate", truncate, 0, 1000)
+    try:
+        name = np.dtype(dtype).name  # type: ignore[call-overload]
+    except TypeError:
+        name = ""
+    if name not in ("float64", "float32"):
+        raise InvalidArgumentError(f"dtype = {dtype!r} is invalid", hint="use 'float64' or 'float32'")
+    return _Options(
+        targets=str(targets), inputs=str(inputs), vocab=vocab, batch=sizes, reduction=str(reduction),  # type: ignore[arg-type]
+        clip=None if clip is None else float(clip), truncate=truncate, dtype=name,  # type: ignore[arg-type]
+    )
+
+
+_DEFAULT_OPTIONS = _Options()
+
+
 # -- the generated values ------------------------------------------------------------
 
 
@@ -241,8 +323,9 @@ class Case:
     ``params``: the weights in the model's shapes (``model.shape``: ``W_xh``
     (D, H) in row vectors, (H, D) in column vectors, …) and, with biases,
     ``b_h`` (H,), ``b_y`` (O,). ``xs`` (T, D), ``ys`` (T, O), ``h0`` (H,): one
-    flat vector per step. Arrays are read-only. :meth:`arguments` gives them as
-    your function takes them.
+    flat vector per step; with a batch (``batch=`` of the checks) a leading
+    axis N: ``xs`` (N, T, D), ``ys`` (N, T, O), ``h0`` (N, H). Arrays are
+    read-only. :meth:`arguments` gives them as your function takes them.
     """
 
     model: RNN
@@ -250,12 +333,19 @@ class Case:
     xs: np.ndarray
     ys: np.ndarray
     h0: np.ndarray
+    options: _Options = _DEFAULT_OPTIONS
+    """how the case is given to fn: targets, inputs, batch, dtype (see :func:`assert_gradients_match`)"""
 
     def __post_init__(self) -> None:
         ordered = {k: _frozen(self.params[k]) for k in PARAMETERS if k in self.params}
         object.__setattr__(self, "params", types.MappingProxyType(ordered))
         for name in ("xs", "ys", "h0"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    @property
+    def n(self) -> int | None:
+        """The batch size, or None without a batch axis."""
+        return int(self.xs.shape[0]) if self.options.batched else None
 
     def arguments(
         self, names: Mapping[str, str] | str | None = None, layout: Layout | None = None
@@ -264,20 +354,32 @@ class Case:
 
         ``layout``, when given, must be the model's convention.
         """
-        adapter = _Adapter(names, layout, None)
+        adapter = _Adapter(names, layout, None, options=self.options)
         adapter.check_layout(self.model, "Case.arguments()")
-        return adapter.arguments(self.model, self.params, self.xs, self.ys, self.h0)
+        return adapter.arguments(self.model, self.params, self.xs, self.ys, self.h0, self.n)
 
     def leaves(self) -> dict[Ref, np.ndarray]:
-        """The case as one sample point: every leaf of the model as an array (1, rows, cols), in the model's shapes."""
-        return _leaves_of(self.model, self.params, self.xs, self.ys, self.h0)
+        """The case as sample points (one per example of the batch): every leaf as an array (P, rows, cols), in the model's shapes."""
+        if self.n is None:
+            return _leaves_of(self.model, self.params, self.xs, self.ys, self.h0)
+        per = [_leaves_of(self.model, self.params, self.xs[i], self.ys[i], self.h0[i]) for i in range(self.n)]
+        return {ref: np.concatenate([p[ref] for p in per]) for ref in per[0]}
 
     def __repr__(self) -> str:
-        lines = [f"Case({self.model.describe()}"]
+        o = self.options
+        extra = "".join(
+            f", {k}={v!r}" for k, v in (
+                ("batch", self.n), ("reduction", o.reduction if o.reduction != "sum" else None),
+                ("clip", o.clip), ("truncate", o.truncate), ("dtype", o.dtype if o.dtype != "float64" else None),
+            ) if v is not None
+        )
+        lines = [f"Case({self.model.describe()}{extra}"]
         for name, value in self.params.items():
             lines.append(f"  {name} = {_show(value)}")
-        lines.append(f"  xs = {_show(self.xs)}")
-        lines.append(f"  ys = {_show(self.ys)}")
+        xs = self.xs.argmax(axis=-1) if o.inputs == "index" else self.xs
+        ys = self.ys.argmax(axis=-1) if o.targets == "class" else self.ys
+        lines.append(f"  xs = {_show(xs)}" + (" (token indices)" if o.inputs == "index" else ""))
+        lines.append(f"  ys = {_show(ys)}" + (" (class indices)" if o.targets == "class" else ""))
         lines.append(f"  h0 = {_show(self.h0)}" + (" (zeros)" if self.model.h0 == "zeros" else ""))
         return "\n".join(lines) + ")"
 
@@ -468,12 +570,19 @@ def sequences(
 
 
 def _check_targets(targets: object, model: RNN | None = None) -> None:
-    if targets not in ("any", "onehot", "soft", "real"):
-        raise InvalidArgumentError(f"targets = {targets!r} is invalid", hint="use 'any', 'onehot', 'soft' or 'real'")
+    if targets not in ("any", "onehot", "soft", "real", "class"):
+        raise InvalidArgumentError(
+            f"targets = {targets!r} is invalid", hint="use 'any', 'onehot', 'soft', 'class' (integer class indices) or 'real'"
+        )
     if targets == "real" and model is not None and model.loss == "cross_entropy":
         raise InvalidArgumentError(
             "targets = 'real' needs a squared-error model: cross-entropy targets are distributions",
-            hint="use 'any', 'onehot' or 'soft', or a model with loss='squared_error'",
+            hint="use 'any', 'onehot', 'soft' or 'class', or a model with loss='squared_error'",
+        )
+    if targets == "class" and model is not None and model.loss == "squared_error":
+        raise InvalidArgumentError(
+            "targets = 'class' needs a cross-entropy model: squared-error targets are real vectors",
+            hint="use models(loss='cross_entropy') or RNN(..., loss='cross_entropy'), or targets='real'",
         )
 
 
@@ -494,12 +603,19 @@ def _check_params(model: RNN, params: object) -> dict[str, np.ndarray]:
 
 
 @st.composite
-def _sequences(draw: st.DrawFn, model: RNN, targets: TargetKind, params: Mapping[str, np.ndarray] | None = None) -> Inputs:
+def _sequences(
+    draw: st.DrawFn, model: RNN, targets: TargetKind, params: Mapping[str, np.ndarray] | None = None, index: bool = False
+) -> Inputs:
     T = model.steps
     D, H, O = model.sizes
-    x_codes = np.array(draw(_codes(T * D)), dtype=np.int64)
-    if targets == "real":
-        _check_targets(targets, model)  # a strategy may have drawn a cross-entropy model
+    if index:  # token indices: x_t one-hot
+        tokens = np.array(draw(st.lists(st.integers(0, D - 1), min_size=T, max_size=T)), dtype=np.int64)
+    else:
+        x_codes = np.array(draw(_codes(T * D)), dtype=np.int64)
+    if targets != "any":
+        _check_targets(targets, model)  # a strategy may have drawn a model of the other loss
+    if targets == "class":
+        targets = "onehot"  # given to fn as their indices
     if targets in ("real", "any") and model.loss == "squared_error":
         ys = draw(_entries((T, O), 1.0))
     else:
@@ -513,6 +629,12 @@ def _sequences(draw: st.DrawFn, model: RNN, targets: TargetKind, params: Mapping
             ys = np.eye(O)[classes]
         ys[:, -1] = 1.0 - ys[:, :-1].sum(axis=1)  # exactly on the simplex
     h0 = draw(_entries((H,), 0.9)) if model.h0 == "input" else np.zeros(H)
+    if index:
+        if params is not None and model.activation == "relu":
+            shifted = _tokens_off_the_kink(model, params, tokens, h0)
+            assume(shifted is not None)  # no token keeps every pre-activation off the kink
+            tokens = shifted  # type: ignore[assignment]
+        return Inputs(np.eye(D)[tokens], ys, h0)
     xs = _decode(x_codes, (T, D), 1.0)
     if params is not None and model.activation == "relu":
         xs = _off_the_kink(model, params, x_codes, h0)
@@ -551,6 +673,25 @@ def _off_the_kink(model: RNN, params: Mapping[str, np.ndarray], x_codes: np.ndar
     return _decode(codes, (T, D), 1.0)
 
 
+def _tokens_off_the_kink(model: RNN, params: Mapping[str, np.ndarray], tokens: np.ndarray, h0: np.ndarray) -> np.ndarray | None:
+    """Token indices (T,) of a relu model with every ``|a_t[j]| ≥ RELU_MARGIN``, each shifted cyclically as needed, or None."""
+    D = model.input_size
+    row = {k: (v.T if model.column and v.ndim == 2 else v) for k, v in params.items()}
+    b_h = row.get("b_h", 0.0)
+    out = tokens.copy()
+    h = np.asarray(h0, dtype=np.float64)
+    for t in range(model.steps):
+        for shift in range(D):
+            token = (tokens[t] + shift) % D
+            a = row["W_xh"][token] + h @ row["W_hh"] + b_h
+            if np.min(np.abs(a)) >= RELU_MARGIN:
+                out[t], h = token, np.maximum(a, 0.0)
+                break
+        else:
+            return None
+    return out
+
+
 def cases(model: RNN | SearchStrategy[RNN] | None = None, *, targets: TargetKind = "any") -> SearchStrategy[Case]:
     """Whole test cases: a model (fixed, drawn from a strategy, or from :func:`models` when ``None``), its parameters and a sequence.
 
@@ -587,15 +728,30 @@ def _contradiction(model: RNN, layout: object, where: str) -> InvalidArgumentErr
 
 
 @st.composite
-def _cases(draw: st.DrawFn, model_strategy: SearchStrategy[RNN], targets: TargetKind, layout: object = None) -> Case:
+def _cases(
+    draw: st.DrawFn, model_strategy: SearchStrategy[RNN], targets: TargetKind, layout: object = None,
+    options: _Options = _DEFAULT_OPTIONS,
+) -> Case:
     model = draw(model_strategy)
     if not isinstance(model, RNN):
         raise InvalidArgumentError(f"the model strategy drew {model!r}, not an RNN", hint="use models() or st.just(RNN(...))")
     if layout is not None and layout != model.convention:
         raise _contradiction(model, layout, "assert_gradients_match()")
+    if options.vocab is not None:
+        model = model.replace(input_size=options.vocab)
     params = draw(_parameters(model))
-    inputs = draw(_sequences(model, targets, params))
-    return Case(model, params, inputs.xs, inputs.ys, inputs.h0)
+    index = options.inputs == "index"
+    if options.batch is None:
+        inputs = draw(_sequences(model, targets, params, index))
+        xs, ys, h0 = inputs.xs, inputs.ys, inputs.h0
+    else:
+        n = options.batch[0] if len(options.batch) == 1 else draw(st.sampled_from(options.batch))
+        drawn = [draw(_sequences(model, targets, params, index)) for _ in range(n)]
+        xs, ys, h0 = (np.stack([getattr(d, k) for d in drawn]) for k in ("xs", "ys", "h0"))
+    if options.dtype == "float32":  # the truth is taken at exactly the values fn gets
+        params = {k: v.astype(np.float32).astype(np.float64) for k, v in params.items()}
+        xs, ys, h0 = (a.astype(np.float32).astype(np.float64) for a in (xs, ys, h0))
+    return Case(model, params, xs, ys, h0, options)
 
 
 def _leaves_of(
@@ -647,7 +803,11 @@ class _Bad(Exception):
 class _Adapter:
     """Translates between the canonical arrays (the model's shapes) and the user's names, shapes and return convention."""
 
-    def __init__(self, names: Mapping[str, str] | str | None, layout: object, loss: object, fn: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, names: Mapping[str, str] | str | None, layout: object, loss: object, fn: Callable[..., Any] | None = None,
+        options: _Options = _DEFAULT_OPTIONS,
+    ) -> None:
+        self.options = options
         if layout not in (None, "row", "column"):
             raise InvalidArgumentError(
                 f"layout = {layout!r} is invalid", hint="use 'row' or 'column' (or leave it out: the model's convention)"
@@ -705,45 +865,85 @@ class _Adapter:
     # -- arguments ----------------------------------------------------------
 
     def arguments(
-        self, model: RNN, params: Mapping[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, h0: np.ndarray
+        self, model: RNN, params: Mapping[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, h0: np.ndarray,
+        n: int | None = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-        """Fresh float64 copies in the user's names and the model's layout (vectors as columns (n, 1) in the column convention)."""
+        """Fresh copies in the user's names, layout, dtype and kinds of inputs and targets.
+
+        Vectors are columns (n, 1) in the column convention; with a batch (``n``
+        examples), row arrays get a leading axis N and column arrays a trailing
+        one (``xs`` (T, D, N), ``h0`` (H, N)). Token inputs and class targets are
+        integer indices (T,) or (N, T).
+        """
         col = model.column
+        dtype = np.dtype(self.options.dtype)
         out: dict[str, np.ndarray] = {}
         for ref in model.parameters():
-            value = np.array(params[ref.family], dtype=np.float64)
+            value = np.array(params[ref.family], dtype=dtype)
             if ref.family.startswith("b_"):
                 value = value.reshape(-1, 1) if col else value.reshape(-1)
             out[self.user[ref.family]] = value
-        T = model.steps
-        xs_u, ys_u = np.array(xs, dtype=np.float64), np.array(ys, dtype=np.float64)
-        h0_u = np.array(h0, dtype=np.float64).reshape(-1)
-        if col:
-            xs_u, ys_u, h0_u = xs_u.reshape(T, -1, 1), ys_u.reshape(T, -1, 1), h0_u.reshape(-1, 1)
-        return out, xs_u, ys_u, h0_u
+        return (out, *self.sequence_arguments(model, xs, ys, h0, n))
 
-    def user_shape(self, model: RNN, name: str) -> tuple[int, ...]:
-        """The shape of ``name`` (canonical) as fn gets it, in the model's layout."""
+    def sequence_arguments(
+        self, model: RNN, xs: np.ndarray, ys: np.ndarray | None, h0: np.ndarray, n: int | None
+    ) -> tuple[np.ndarray, ...]:
+        """``xs, ys, h0`` (or ``xs, h0`` when ``ys`` is None) as fn takes them (see :meth:`arguments`)."""
+        T = model.steps
+        dtype = np.dtype(self.options.dtype)
+        lead = (n,) if n is not None else ()
+        xs = np.asarray(xs, dtype=np.float64).reshape(*lead, T, -1)
+        h0_u = np.array(h0, dtype=dtype).reshape(*lead, -1)
+        if self.options.inputs == "index":
+            xs_u = xs.argmax(axis=-1).astype(np.int64)
+        else:
+            xs_u = self.sequence(model, xs.astype(dtype), n)
+        if model.column:
+            h0_u = h0_u.T.copy() if n is not None else h0_u.reshape(-1, 1)
+        if ys is None:
+            return xs_u, h0_u
+        ys = np.asarray(ys, dtype=np.float64).reshape(*lead, T, -1)
+        ys_u = ys.argmax(axis=-1).astype(np.int64) if self.options.targets == "class" else self.sequence(model, ys.astype(dtype), n)
+        return xs_u, ys_u, h0_u
+
+    @staticmethod
+    def sequence(model: RNN, values: np.ndarray, n: int | None) -> np.ndarray:
+        """Per-step vectors (T, k) or (N, T, k) in the user's layout: row as they are, column (T, k, 1) or (T, k, N)."""
+        if not model.column:
+            return np.array(values)
+        if n is None:
+            return np.array(values).reshape(model.steps, -1, 1)
+        return np.ascontiguousarray(np.moveaxis(values, 0, -1))
+
+    def user_shape(self, model: RNN, name: str, n: int | None = None) -> tuple[int, ...]:
+        """The shape of ``name`` (canonical) as fn gets it, in the model's layout (``n``: the batch size)."""
         D, H, O = model.sizes
         col = model.column
-        if name == "x":
-            return (model.steps, D, 1) if col else (model.steps, D)
+        if name in ("x", "h"):
+            k = D if name == "x" else H
+            if n is not None:
+                return (model.steps, k, n) if col else (n, model.steps, k)
+            return (model.steps, k, 1) if col else (model.steps, k)
+        if name == "h_0" and n is not None:
+            return (H, n) if col else (n, H)
         if name in ("h_0", "b_h", "b_y"):
-            n = O if name == "b_y" else H
-            return (n, 1) if col else (n,)
+            k = O if name == "b_y" else H
+            return (k, 1) if col else (k,)
         return model.shape(Ref(name))
 
-    def canonical_shape(self, model: RNN, name: str) -> tuple[int, ...]:
-        """The shape we compare ``name`` in: the model's shape of a parameter or of h_0, (T, D) for x."""
-        if name == "x":
-            return (model.steps, model.input_size)
+    def canonical_shape(self, model: RNN, name: str, n: int | None = None) -> tuple[int, ...]:
+        """The shape we compare ``name`` in: the model's shape of a parameter or of h_0, (T, D) for x, (T, H) for the
+        hidden states h; with a batch, a leading axis N for x, h and h_0."""
+        lead = (n,) if n is not None else ()
+        if name in ("x", "h"):
+            return (*lead, model.steps, model.input_size if name == "x" else model.hidden_size)
         if name == "h_0":
-            return model.shape(Ref("h", 0))
+            return (*lead, *model.shape(Ref("h", 0)))
         return model.shape(Ref(name))
 
-    def to_canonical(self, model: RNN, name: str, value: np.ndarray) -> np.ndarray:
+    def to_canonical(self, model: RNN, name: str, value: np.ndarray, n: int | None = None) -> np.ndarray:
         """The user's array for ``name`` in the canonical shape."""
-        want = self.user_shape(model, name)
+        want = self.user_shape(model, name, n)
         if value.shape != want and _squeeze(value.shape) != _squeeze(want):
             hint = ""
             if name in _OUTER["row"] and value.shape == want[::-1]:
@@ -751,23 +951,27 @@ class _Adapter:
                     f"; it has the transposed shape: an outer product the wrong way round? (in the {model.convention}"
                     f" layout d{name} is {_OUTER[model.convention][name]})"
                 )
-            raise _Bad(f"of shape {value.shape}, expected {want} ({name} in the {model.convention} layout){hint}")
-        return value.reshape(want).reshape(self.canonical_shape(model, name))
+            what = f"{name} in the {model.convention} layout" + (f", batch of {n}" if n is not None and name in ("x", "h", "h_0") else "")
+            raise _Bad(f"of shape {value.shape}, expected {want} ({what}){hint}")
+        value = value.reshape(want)
+        if n is not None and model.column and name in ("x", "h", "h_0"):
+            value = np.moveaxis(value, -1, 0)  # the batch axis first
+        return value.reshape(self.canonical_shape(model, name, n))
 
-    def canonical(self, model: RNN, found: Mapping[str, tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def canonical(self, model: RNN, found: Mapping[str, tuple[str, np.ndarray]], n: int | None = None) -> dict[str, np.ndarray]:
         """Every resolved gradient in its canonical shape; a wrong shape is a :class:`_Bad` naming the key."""
         out = {}
         for name, (key, value) in found.items():
             try:
-                out[name] = self.to_canonical(model, name, value)
+                out[name] = self.to_canonical(model, name, value, n)
             except _Bad as bad:
                 raise _Bad(f"returned {key!r} {bad}") from None
         return out
 
-    def user_entry(self, model: RNN, name: str, shape: tuple[int, ...], entry: tuple[int, ...]) -> tuple[int, ...]:
+    def user_entry(self, model: RNN, name: str, shape: tuple[int, ...], entry: tuple[int, ...], n: int | None = None) -> tuple[int, ...]:
         """The index, in the user's returned array of ``shape``, of the canonical ``entry``."""
         flat = np.arange(math.prod(shape)).reshape(shape)
-        position = self.to_canonical(model, name, flat)[entry]
+        position = self.to_canonical(model, name, flat, n)[entry]
         return tuple(int(i) for i in np.unravel_index(int(position), shape))
 
     # -- results -------------------------------------------------------------
@@ -980,6 +1184,115 @@ def _sympy_gradients(model: RNN, leaves: Mapping[Ref, np.ndarray], names: list[s
     return {name: _stack(model, name, per_ref) for name in names}, values[L_TOTAL].reshape(-1)
 
 
+def _point_truths(
+    model: RNN, leaves: Mapping[Ref, np.ndarray], names: list[str], truncate: int | None, sympy: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """jax's and (for small models) sympy's gradients per point, (P, comparison shape), both cross-checked.
+
+    With ``truncate = k`` the gradients are those of k-step truncated BPTT (see :func:`_truncated`).
+    """
+    if truncate is not None and truncate < model.steps - 1:
+        return _truncated(model, leaves, names, truncate, sympy)
+    jax_g = _jax_gradients(model, leaves, names)
+    if not (sympy and _with_sympy(model)):
+        return jax_g, None
+    sym_g, _ = _sympy_gradients(model, leaves, names)
+    for name in names:
+        _cross_check(f"dL/d{name}", model, sym_g[name], jax_g[name])
+    return jax_g, sym_g
+
+
+def _truncated(
+    model: RNN, leaves: Mapping[Ref, np.ndarray], names: list[str], k: int, sympy: bool
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """The gradients of k-step truncated BPTT (WildML's ``bptt_truncate = k``), per point.
+
+    The loss of step t reaches the pre-activations a_t, a_{t-1}, …, a_{max(1, t-k)}
+    and no earlier ones: the gradient is the sum over the loss steps t of the
+    full gradient of L_t in the sub-model that starts at step s = max(1, t-k)
+    from the forward value h_{s-1} as a constant initial state. So W_hy and
+    b_y are untruncated, x_τ gets the terms of the losses t ≤ τ + k, and h_0
+    those of the losses t ≤ k + 1. Each sub-model is checked by both truths
+    like any model.
+    """
+    from .sampling import numpy_forward
+
+    P = next(iter(leaves.values())).shape[0]
+    h = numpy_forward(model, leaves)
+    jax_total = {name: np.zeros((P, *_point_shape(model, name))) for name in names}
+    sym_total: dict[str, np.ndarray] | None = {name: np.zeros_like(v) for name, v in jax_total.items()}
+    groups: dict[int, list[int]] = {}
+    for t in model.loss_steps:
+        groups.setdefault(t - max(1, t - k) + 1, []).append(t)
+    for length, ends in groups.items():
+        sub = model.replace(steps=length, loss_at="last", h0="input")
+        sub_leaves: dict[Ref, list[np.ndarray]] = {ref: [] for ref in sub.leaves()}
+        for t in ends:
+            s = t - length + 1
+            for ref in sub.leaves():
+                if ref.family in ("x", "y"):
+                    value = leaves[Ref(ref.family, s - 1 + ref.step)]  # type: ignore[operator]
+                elif ref == Ref("h", 0):
+                    value = h[Ref("h", s - 1)]
+                else:
+                    value = leaves[ref]
+                sub_leaves[ref].append(np.asarray(value, dtype=np.float64))
+        stacked = {ref: np.concatenate(v) for ref, v in sub_leaves.items()}
+        jax_g, sym_g = _point_truths(sub, stacked, names, None, sympy)
+        if sym_g is None:
+            sym_total = None
+        for i, t in enumerate(ends):
+            s = t - length + 1
+            rows = slice(i * P, (i + 1) * P)
+            for name in names:
+                for total, g in ((jax_total, jax_g), (sym_total, sym_g)):
+                    if total is None or g is None:
+                        continue
+                    if name == "x":
+                        total["x"][:, s - 1 : t, :] += g["x"][rows]
+                    elif name == "h_0":
+                        if s == 1:
+                            total["h_0"] += g["h_0"][rows]
+                    else:
+                        total[name] += g[name][rows]
+    return jax_total, sym_total
+
+
+def _point_shape(model: RNN, name: str) -> tuple[int, ...]:
+    """A gradient's comparison shape at one point: the model's shape, (T, D) for x."""
+    if name == "x":
+        return (model.steps, model.input_size)
+    return model.shape(Ref("h", 0)) if name == "h_0" else model.shape(Ref(name))
+
+
+def _case_truths(
+    case: Case, names: list[str], options: _Options | None = None, truncate: Any = "options", sympy: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """The true gradients of a whole case as fn must return them (canonical shapes): the batch's examples summed
+    for the parameters, the reduction's factor applied, the parameters' gradients clipped when asked."""
+    o = options or case.options
+    k = o.truncate if truncate == "options" else truncate
+    model, n = case.model, case.n
+    jax_p, sym_p = _point_truths(model, case.leaves(), names, k, sympy)
+    factor = o.factor(model, n or 1)
+    out: list[dict[str, np.ndarray] | None] = []
+    for per_point in (jax_p, sym_p):
+        if per_point is None:
+            out.append(None)
+            continue
+        reduced = {}
+        for name, value in per_point.items():
+            if name in ("x", "h_0"):
+                value = value * factor if n is not None else value[0] * factor
+            else:
+                value = value.sum(axis=0) * factor
+                if o.clip is not None:
+                    value = np.clip(value, -o.clip, o.clip)
+            reduced[name] = value
+        out.append(reduced)
+    return out[0], out[1]  # type: ignore[return-value]
+
+
 def _cross_check(what: str, model: RNN, sympy_value: np.ndarray, jax_value: np.ndarray) -> None:
     from .truth import TRUTHS_RTOL, relative_difference
 
@@ -1020,6 +1333,12 @@ class _Failure:
     case: Any
     wrong: tuple[_Wrong, ...] = ()
     broken: str = ""
+    yours: Mapping[str, np.ndarray] | None = None
+    """every gradient fn returned (canonical shapes), for the diagnoses that look at whole arrays"""
+    truth: Mapping[str, np.ndarray] | None = None
+    """jax's, likewise"""
+    float32: bool = False
+    """fn returned float32 arrays"""
 
 
 class _CaseFailed(AssertionError):
@@ -1058,36 +1377,40 @@ def _compare(
 
 def _check_case(fn: GradientFn, case: Case, adapter: _Adapter, rtol: float, atol: float) -> _Failure | None:
     """Run fn at one case and compare; None when everything matches."""
-    model = case.model
-    output = adapter.call(fn, model, adapter.arguments(model, case.params, case.xs, case.ys, case.h0))
+    model, n = case.model, case.n
+    output = adapter.call(fn, model, adapter.arguments(model, case.params, case.xs, case.ys, case.h0, n))
     try:
         loss, grads = adapter.split(output)
         found = adapter.resolve(grads, model)
-        yours = adapter.canonical(model, found)
+        yours = adapter.canonical(model, found, n)
         yours_loss = None if loss is None else _scalar(loss)
     except _Bad as bad:
         return _Failure(case, broken=f"fn {bad}")
-    names = [n for n in _CHECKABLE if n in yours]
+    float32 = any(getattr(v, "dtype", None) == np.float32 for v in grads.values())
+    names = [name for name in _CHECKABLE if name in yours]
     leaves = case.leaves()
-    jax_g = _jax_gradients(model, leaves, names)
-    sym_g: dict[str, np.ndarray] | None = None
-    sym_loss: np.ndarray | None = None
-    if _with_sympy(model):
-        sym_g, sym_loss = _sympy_gradients(model, leaves, names)
-        for name in names:
-            _cross_check(f"dL/d{name}", model, sym_g[name], jax_g[name])
+    jax_g, sym_g = _case_truths(case, names)
     wrong: list[_Wrong] = []
     if yours_loss is not None:
         # the loss is compared with a forward pass (sympy's, or numpy's for larger models); jax's is
         # computed only for a mismatch, to report it and cross-check it (one jax call per case, not two)
         from .sampling import numpy_forward
 
-        forward = sym_loss if sym_loss is not None else numpy_forward(model, leaves)[L_TOTAL].reshape(-1)
+        factor = case.options.factor(model, n or 1)
+        if _with_sympy(model):
+            forward = _symbolic(model).forward_values(leaves)[L_TOTAL].reshape(-1)
+        else:
+            forward = numpy_forward(model, leaves)[L_TOTAL].reshape(-1)
+        forward_total = np.array([forward.sum() * factor])
         mine = np.array([yours_loss])
-        if not np.all(np.abs(mine - forward) <= atol + rtol * np.abs(forward)):
+        if not np.all(np.abs(mine - forward_total) <= atol + rtol * np.abs(forward_total)):
             jax_loss = _jax_loss(model, leaves)
             _cross_check("L", model, forward, jax_loss)
-            w = _compare("loss", "the loss", mine, jax_loss, sym_loss, rtol, atol, lambda e: "loss", lambda e: None)
+            sym_total = np.array([forward.sum() * factor]) if _with_sympy(model) else None
+            w = _compare(
+                "loss", "the loss", mine, np.array([jax_loss.sum() * factor]), sym_total, rtol, atol,
+                lambda e: "loss", lambda e: None,
+            )
             if w is not None:
                 wrong.append(w)
     for name in names:
@@ -1095,16 +1418,19 @@ def _check_case(fn: GradientFn, case: Case, adapter: _Adapter, rtol: float, atol
         label = adapter.display(name, key)
 
         def entry_of(e: tuple[int, ...], name: str = name, key: str = key, shape: tuple[int, ...] = arr.shape) -> str:
-            idx = adapter.user_entry(model, name, shape, e)
+            idx = adapter.user_entry(model, name, shape, e, n)
             return f"{key}[{', '.join(map(str, idx))}]" if idx else key
 
+        step_axis = 0 if n is None else 1
         w = _compare(
-            name, label, yours[name], jax_g[name][0], None if sym_g is None else sym_g[name][0], rtol, atol,
-            entry_of, (lambda e: e[0] + 1) if name == "x" else (lambda e: None),
+            name, label, yours[name], jax_g[name], None if sym_g is None else sym_g[name], rtol, atol,
+            entry_of, (lambda e: e[step_axis] + 1) if name == "x" else (lambda e: None),
         )
         if w is not None:
             wrong.append(w)
-    return _Failure(case, tuple(wrong)) if wrong else None
+    if not wrong:
+        return None
+    return _Failure(case, tuple(wrong), yours=yours, truth=jax_g, float32=float32)
 
 
 # -- diagnosing ------------------------------------------------------------------------
@@ -1118,8 +1444,31 @@ def _diagnosis_target(name: str, step: int | None) -> Ref:
     return Ref(name)
 
 
+@functools.lru_cache(maxsize=32)
+def _diagnosis_truth(model: RNN, onehot: bool = False, index: bool = False) -> Any:
+    """The diagnosis engine's truth of ``model``: its usual sample points, or ones with one-hot targets (for code that
+    takes class indices) and one-hot inputs (for code that takes token indices)."""
+    from .truth import Truth, truth_for
+
+    if not (onehot or index):
+        return truth_for(model)
+    from .sampling import sample_points
+
+    truth = Truth(model)
+    leaves = sample_points(model, truth.points, truth.seed, targets="onehot" if onehot else "mixed")
+    if index:
+        rng = np.random.default_rng(truth.seed + 1)
+        D = model.input_size
+        for t in model.steps_range():
+            ref = Ref("x", t)
+            leaves[ref] = np.eye(D)[rng.integers(0, D, size=truth.points)].reshape(truth.points, *model.shape(ref))
+    truth.leaves = leaves
+    truth.values = truth.symbolic.forward_values(leaves)
+    return truth
+
+
 def _explain(
-    model: RNN, wrong: _Wrong, values: np.ndarray | None, rtol: float, atol: float, problem: str = ""
+    model: RNN, wrong: _Wrong, values: np.ndarray | None, rtol: float, atol: float, problem: str = "", truth: Any = None,
 ) -> str:
     """The most likely mistake behind one wrong gradient, from the diagnosis engine at its own sample points.
 
@@ -1130,11 +1479,12 @@ def _explain(
         return "the loss value is wrong (check the forward pass and which steps' losses are summed)"
     if values is None:
         return f"no diagnosis: {problem}"
-    from .compare import Checker, Settings
+    from .diagnose import Diagnoser
 
-    ref = _diagnosis_target(wrong.name, wrong.step)
-    checker = Checker(Target(L_TOTAL, ref), model=model, settings=Settings(rtol=max(rtol, 1e-9), atol=max(atol, 1e-12)))
-    expected = np.asarray(checker.expected, dtype=np.float64)
+    truth = truth if truth is not None else _diagnosis_truth(model)
+    target = Target(L_TOTAL, _diagnosis_target(wrong.name, wrong.step))
+    rtol, atol = max(rtol, 1e-9), max(atol, 1e-12)
+    expected = np.asarray(truth.target_values(target)[0], dtype=np.float64)
     if values.shape != expected.shape:
         return f"no diagnosis: the values have shape {values.shape[1:]}, the truth {expected.shape[1:]}"
     close = lambda a, b: bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))  # noqa: E731
@@ -1144,7 +1494,7 @@ def _explain(
             " for some inputs (look at what is special about the case below)"
         )
     what = wrong.label.split(" ")[0]
-    finding = checker.diagnoser.diagnose(values)
+    finding = Diagnoser(model, target, truth.float_backend(), expected, rtol, atol).diagnose(values)
     if finding.diagnoses:
         return "; ".join(f"{what} {d.message} [{d.code}]" for d in finding.diagnoses)
     if values.shape[-1] == values.shape[-2] and close(values, np.swapaxes(expected, -1, -2)):
@@ -1159,20 +1509,27 @@ def _explain(
 
 def _diagnose(
     model: RNN, wrong: tuple[_Wrong, ...], call: Callable[[Mapping[Ref, np.ndarray], int], dict[str, np.ndarray]],
-    rtol: float, atol: float,
+    rtol: float, atol: float, options: _Options = _DEFAULT_OPTIONS, known: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """One line per wrong value: its most likely mistake (see :func:`_explain`)."""
-    from .truth import truth_for
-
+    """One line per wrong value: ``known[name]`` when a whole-array diagnosis found it, else its most likely mistake
+    from the engine, which replays fn at its own sample points (see :func:`_explain`)."""
+    known = known or {}
     lines = []
-    try:
-        truth = truth_for(model)
-        P = truth.points
-        per_point = [call(truth.leaves, p) for p in range(P)]
-        problem = ""
-    except Exception as err:  # the user's fn at the diagnosis points
-        per_point, problem = [], f"fn failed at bptt_check's sample points ({type(err).__name__}: {err})"
+    per_point: list[dict[str, np.ndarray]] = []
+    problem = ""
+    truth: Any = None
+    if options.truncate is not None and options.truncate < model.steps - 1:
+        problem = f"the mistake finder knows untruncated BPTT only, and truncate={options.truncate} binds at T = {model.steps}"
+    elif any(w.name not in known and w.name != "loss" for w in wrong):
+        try:
+            truth = _diagnosis_truth(model, options.targets == "class", options.inputs == "index")
+            per_point = [call(truth.leaves, p) for p in range(truth.points)]
+        except Exception as err:  # the user's fn at the diagnosis points
+            per_point, problem = [], f"fn failed at bptt_check's sample points ({type(err).__name__}: {err})"
     for w in wrong:
+        if w.name in known:
+            lines.append(known[w.name])
+            continue
         values = None
         if per_point and w.name != "loss":
             try:
@@ -1184,10 +1541,130 @@ def _diagnose(
             except KeyError:
                 problem = f"fn returned no {w.name} at bptt_check's sample points"
         try:
-            lines.append(_explain(model, w, values, rtol, atol, problem))
+            lines.append(_explain(model, w, values, rtol, atol, problem, truth))
         except Exception as err:  # never let the diagnosis hide the failure itself
             lines.append(f"no diagnosis ({type(err).__name__}: {err})")
     return lines
+
+
+def _describe_reduction(reduction: str, n: int, loss_steps: int) -> str:
+    return {
+        "sum": "the sum",
+        "mean": f"the mean over the batch of {n}",
+        "mean_steps": f"the mean over the {loss_steps} loss steps",
+        "mean_all": f"the mean over the batch of {n} and the {loss_steps} loss steps",
+    }[reduction]
+
+
+def _whole_array_diagnoses(failure: _Failure, rtol: float, atol: float) -> tuple[dict[str, str], list[str]]:
+    """Mistakes read off the failing case's whole arrays: a reduction, clipping, truncation; and hints (float32).
+
+    Returns ``{name: diagnosis}`` for the wrong values explained and a list of hints for the report.
+    """
+    case, yours, truth = failure.case, failure.yours, failure.truth
+    known: dict[str, str] = {}
+    hints: list[str] = []
+    if yours is None or truth is None:
+        return known, hints
+    options: _Options = case.options
+    model = case.model
+    n, Tl = case.n or 1, len(model.loss_steps)
+    wrong = [w for w in failure.wrong if w.name != "loss"]
+    close = lambda a, b: bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))  # noqa: E731
+    what = {w.name: w.label.split(" ")[0] for w in wrong}
+
+    # a reduction: every entry off by the factor between two reductions
+    base = _reduction_factor(options.reduction, n, Tl)
+    factors: dict[str, float] = {}
+    for r in REDUCTIONS:
+        f = _reduction_factor(r, n, Tl) / base
+        if r != options.reduction and not math.isclose(f, 1.0) and not any(math.isclose(f, g) for g in factors.values()):
+            factors[r] = f
+    asked = _describe_reduction(options.reduction, n, Tl)
+    by_reduction: dict[str, str] = {}
+    if options.clip is None:
+        for w in failure.wrong:
+            mine = np.array([w.yours]) if w.name == "loss" else yours[w.name]
+            true = np.array([w.jax]) if w.name == "loss" else truth[w.name]
+            for r, f in factors.items():
+                if close(mine, f * true):
+                    by_reduction[w.name] = r
+                    break
+    if "loss" in by_reduction:
+        r = by_reduction.pop("loss")
+        known["loss"] = f"the loss is {_describe_reduction(r, n, Tl)}; the loss checked is {asked}: pass reduction={r!r} [reduction]"
+    if by_reduction:
+        if len(set(by_reduction.values())) == 1 and set(by_reduction) == set(truth):
+            r = next(iter(by_reduction.values()))
+            line = f"your gradients are {_describe_reduction(r, n, Tl)}; the loss is {asked}: pass reduction={r!r} [reduction]"
+            known.update({name: line for name in by_reduction})
+        else:
+            for name, r in by_reduction.items():
+                f = factors[r]
+                op = f"division by {1 / f:.4g}" if f < 1 else f"multiplication by {f:.4g}"
+                known[name] = (
+                    f"{what[name]} is {_describe_reduction(r, n, Tl)}, but the loss is {asked} (like your other"
+                    f" gradients): a stray {op} [reduction]"
+                )
+
+    # clipping: every wrong entry exactly ±c where the truth is beyond c, the same c for every gradient, and
+    # either a round c (5, 1, 0.25) or at least two such entries (a single entry's value proves nothing)
+    clipped: dict[str, tuple[float, float, int]] = {}
+    for w in wrong:
+        if w.name in known or w.name in ("x", "h_0"):
+            continue
+        mine, true = yours[w.name], truth[w.name]
+        bad = np.abs(mine - true) > atol + rtol * np.abs(true)
+        values, beyond = mine[bad], true[bad]
+        c = float(np.max(np.abs(values))) if values.size else 0.0
+        if c > 0 and np.allclose(np.abs(values), c, rtol=1e-9, atol=0) and np.all(np.sign(values) == np.sign(beyond)) and np.all(np.abs(beyond) > c):
+            clipped[w.name] = (c, float(beyond[np.argmax(np.abs(beyond))]), int(values.size))
+    if clipped:
+        c = next(iter(clipped.values()))[0]
+        same = all(math.isclose(v[0], c, rel_tol=1e-9) for v in clipped.values())
+        if same and (abs(c - round(c, 2)) <= 1e-9 * c or sum(v[2] for v in clipped.values()) >= 2):
+            for name, (_, worst, _) in clipped.items():
+                known[name] = (
+                    f"{what[name]} is clipped to [-{c:g}, {c:g}]: every wrong entry is ±{c:g} where the truth is beyond it"
+                    f" (e.g. {worst:.6g}); pass clip={c:g} to check clipped gradients [clipped]"
+                )
+
+    # truncation: every gradient is that of k-step truncated BPTT (or of full BPTT when truncation was asked for)
+    T = model.steps
+    if any(w.name not in known for w in wrong) and T >= 2 and not any("[reduction]" in d for d in known.values()):
+        asked_k = options.truncate if options.truncate is not None and options.truncate < T - 1 else None
+        # from k = 1: zero-step truncation is no BPTT at all, which the engine names as the missing recurrent path
+        candidates: list[int | None] = [k for k in range(1, T - 1) if k != asked_k] + ([None] if asked_k is not None else [])
+        names = list(truth)
+        for k in candidates:
+            other, _ = _case_truths(case, names, truncate=k, sympy=False)
+            if all(close(yours[name], other[name]) for name in names):
+                if k is None:
+                    line = (
+                        f"your gradients are those of BPTT truncated after more than {asked_k} step{'s' if asked_k != 1 else ''}"
+                        f" or not at all (the same at T = {T}), but truncate={asked_k} asks for {asked_k}-step truncated"
+                        f" BPTT: check the backward loop's bounds, or leave truncate out [truncated]"
+                    )
+                else:
+                    line = (
+                        f"your gradients are those of {k}-step truncated BPTT (WildML's bptt_truncate={k}: the loss of"
+                        f" step t reaches a_t … a_(t-{k}) only): pass truncate={k} [truncated]"
+                    )
+                known.update({w.name: line for w in wrong if w.name not in known})
+                break
+
+    # float32 round-off
+    if options.dtype == "float64" and wrong and all(
+        w.error <= FLOAT32_RESOLUTION * max(float(np.max(np.abs(truth[w.name]))), 1e-300) for w in wrong
+    ):
+        hints.append(
+            f"every error is at float32 resolution (at most {FLOAT32_RESOLUTION:g} × the gradient's largest entry)"
+            + ("; your gradients are float32 arrays" if failure.float32 else "")
+            + ": compute in float64, or pass dtype='float32' to check with float32 tolerances"
+        )
+    elif failure.float32 and options.dtype == "float64":
+        hints.append("your gradients are float32 arrays: pass dtype='float32' if your code computes in float32")
+    return known, hints
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -1197,7 +1674,9 @@ def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:.10g}"
 
 
-def _report(failure: _Failure, diagnoses: list[str], rtol: float, atol: float, what: str = "gradient") -> str:
+def _report(
+    failure: _Failure, diagnoses: list[str], rtol: float, atol: float, what: str = "gradient", hints: list[str] | tuple[str, ...] = (),
+) -> str:
     case = failure.case
     if failure.broken:
         return f"{failure.broken}\nsmallest failing case (found by hypothesis):\n{case!r}"
@@ -1217,12 +1696,22 @@ def _report(failure: _Failure, diagnoses: list[str], rtol: float, atol: float, w
             f" (|diff| = {w.error:.3g} > {w.tolerance:.3g})"
         )
         lines.append(f"  likely mistake: {d}")
+    lines.extend(f"hint: {h}" for h in hints)
     lines.append("smallest failing case (found by hypothesis):")
     lines.append(repr(case))
     return "\n".join(lines)
 
 
 # -- running ---------------------------------------------------------------------------
+
+
+def _tolerances(rtol: float | None, atol: float | None, options: _Options) -> tuple[float, float]:
+    """The tolerances asked for, or the defaults of the dtype: float64 1e-6 and 1e-8, float32 FLOAT32_RTOL and FLOAT32_ATOL."""
+    f32 = options.dtype == "float32"
+    return (
+        (FLOAT32_RTOL if f32 else 1e-6) if rtol is None else rtol,
+        (FLOAT32_ATOL if f32 else 1e-8) if atol is None else atol,
+    )
 
 
 def _validate_run(max_examples: object, rtol: object, atol: object, seed: object) -> None:
@@ -1269,9 +1758,17 @@ def assert_gradients_match(
     names: Mapping[str, str] | str | None = None,
     layout: Layout | None = None,
     loss: bool | None = None,
+    targets: TargetKind = "any",
+    inputs: InputKind = "dense",
+    vocab: int | None = None,
+    batch: int | tuple[int, ...] | None = None,
+    reduction: Reduction = "sum",
+    clip: float | None = None,
+    truncate: int | None = None,
+    dtype: str = "float64",
     max_examples: int = 100,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float | None = None,
+    atol: float | None = None,
     seed: int | None = None,
 ) -> None:
     """Check your BPTT implementation ``fn(params, xs, ys, h0)`` against the truth over generated cases.
@@ -1291,32 +1788,79 @@ def assert_gradients_match(
     ``None`` checks the loss when fn returns one, ``True`` requires it,
     ``False`` ignores it.
 
+    Your code as you wrote it:
+
+    * ``targets``: ``"any"`` (one-hot or soft distributions), ``"onehot"``,
+      ``"soft"``, ``"real"`` (squared error), or ``"class"``: ``ys`` integer
+      class indices (T,) — (N, T) with a batch — for cross-entropy code that
+      indexes ``p[t][y[t]]`` (min-char-rnn, CS231n's ``temporal_softmax_loss``).
+    * ``inputs="index"``: ``xs`` integer token indices (T,) or (N, T), the
+      model's ``x_t`` their one-hot vectors over ``vocab`` tokens (the model's
+      input size; ``vocab`` sets it). ``dx``, if returned, is dense.
+    * ``batch``: N examples at once (an int, or a tuple to draw N from): row
+      layout ``xs`` (N, T, D), ``ys`` (N, T, O), ``h0`` (N, H); column layout
+      ``xs`` (T, D, N), ``ys`` (T, O, N), ``h0`` (H, N). The parameters are
+      shared, their gradients summed over the batch.
+    * ``reduction``: the batch's loss is the ``"sum"`` of every example's L,
+      or its ``"mean"`` (÷N), ``"mean_steps"`` (÷T_L, the loss steps) or
+      ``"mean_all"`` (÷N·T_L); the truth is that loss's gradient. A mismatch
+      by such a factor is diagnosed as the reduction it is.
+    * ``clip=c``: the true parameter gradients clipped to [−c, c] entrywise
+      (min-char-rnn's ``np.clip(dparam, -5, 5)``); without it, a gradient whose
+      every wrong entry is exactly ±c is diagnosed as clipped.
+    * ``truncate=k``: the truth of k-step truncated BPTT, WildML's
+      ``bptt_truncate=k``: the loss of step t reaches the pre-activations
+      a_t, …, a_{t−k} and no earlier ones (``W_hy``, ``b_y`` untruncated).
+      Without it, gradients that match a k-step truncated truth name the k.
+    * ``dtype="float32"``: arrays are given as float32 (the truth is taken at
+      exactly those values), and the tolerances default to
+      ``rtol = 1e-4``, ``atol = 1e-6``; a float64 check whose every error is
+      at float32 resolution says so.
+
     Each gradient must satisfy ``|yours − jax| ≤ atol + rtol·|jax|`` entrywise
-    at every one of ``max_examples`` cases (``seed`` fixes hypothesis's
-    randomness). On failure raises :class:`AssertionError` with the smallest
-    failing case, the parameter, its worst entry, your value, jax's and
-    sympy's, the tolerance, and the most likely mistake. Exceptions raised by
-    fn propagate (hypothesis shrinks them too).
+    (``rtol = 1e-6``, ``atol = 1e-8`` by default) at every one of
+    ``max_examples`` cases (``seed`` fixes hypothesis's randomness). On
+    failure raises :class:`AssertionError` with the smallest failing case,
+    the parameter, its worst entry, your value, jax's and sympy's, the
+    tolerance, and the most likely mistake. Exceptions raised by fn propagate
+    (hypothesis shrinks them too).
     """
+    __tracebackhide__ = True
     if not callable(fn):
         raise InvalidArgumentError(f"fn must be callable, not {type(fn).__name__}", hint="pass your gradient function")
-    adapter = _Adapter(names, layout, loss, fn)
-    strategy = _cases(_model_strategy(model, "assert_gradients_match()", layout), "any", layout)
+    options = _options(
+        targets=targets, inputs=inputs, vocab=vocab, batch=batch, reduction=reduction, clip=clip, truncate=truncate, dtype=dtype
+    )
+    if isinstance(model, RNN):
+        _check_targets(targets, model)
+        if vocab is not None and model.input_size != vocab:
+            raise InvalidArgumentError(
+                f"vocab = {vocab} contradicts the model's input size {model.input_size}", hint="leave vocab out, or use RNN(input_size=vocab)"
+            )
+    adapter = _Adapter(names, layout, loss, fn, options)
+    strategy = _cases(_model_strategy(model, "assert_gradients_match()", layout), targets, layout, options)
+    rtol, atol = _tolerances(rtol, atol, options)
     _validate_run(max_examples, rtol, atol, seed)
     failure = _run(strategy, lambda case: _check_case(fn, case, adapter, rtol, atol), max_examples, seed)
     if failure is None:
         return
     diagnoses: list[str] = []
+    hints: list[str] = []
     if failure.wrong:
+        known, hints = _whole_array_diagnoses(failure, rtol, atol)
+        m = failure.case.model
+        one = 1 if options.batched else None
 
         def call(leaves: Mapping[Ref, np.ndarray], p: int) -> dict[str, np.ndarray]:
-            m = failure.case.model
-            args = adapter.arguments(m, *_point(m, leaves, p))
+            # one example (a batch of one), its gradients as those of the sum of its losses: the engine's L
+            args = adapter.arguments(m, *_point(m, leaves, p), one)
             _, grads = adapter.split(adapter.call(fn, m, args))
-            return adapter.canonical(m, adapter.resolve(grads, m))
+            got = adapter.canonical(m, adapter.resolve(grads, m), one)
+            f = options.factor(m, 1)
+            return {k: (v[0] if one and k in ("x", "h_0") else v) / f for k, v in got.items()}
 
-        diagnoses = _diagnose(failure.case.model, failure.wrong, call, rtol, atol)
-    raise AssertionError(_report(failure, diagnoses, rtol, atol)) from None
+        diagnoses = _diagnose(m, failure.wrong, call, rtol, atol, options, known)
+    raise AssertionError(_report(failure, diagnoses, rtol, atol, hints=hints)) from None
 
 
 # -- one step -----------------------------------------------------------------------------
@@ -1483,6 +2027,7 @@ def assert_step_gradients_match(
     diagnosis read the step as step 1 of a one-step model, ``h_0 = prev_h``,
     ``h_1 = next_h``.
     """
+    __tracebackhide__ = True
     if not callable(step_fn):
         raise InvalidArgumentError(f"step_fn must be callable, not {type(step_fn).__name__}", hint="pass your step function")
     strategy = _step_cases(_model_strategy(model, "assert_step_gradients_match()"))

@@ -909,3 +909,198 @@ def test_the_installed_entry_point_loads_the_plugin(pytester, monkeypatch):
     pytester.makepyfile(test_plugin=PLUGIN_TEST)
     result = pytester.runpytest_subprocess("--bptt-max-examples", "3", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+# -- code as people write it: class targets, batches, reductions, truncation, float32 (issue 19) --
+
+
+def class_bptt(params, xs, ys, h0, **kwargs):
+    """any_bptt for integer class targets ys (T,): its one-hot rows are the distribution targets."""
+    O = params["W_hy"].shape[0 if np.ndim(xs) == 3 else 1]
+    onehot = np.eye(O)[ys]
+    return any_bptt(params, xs, onehot[..., None] if np.ndim(xs) == 3 else onehot, h0, **kwargs)
+
+
+def batch_bptt(params, xs, ys, h0, *, reduction="sum", stray_db=False, **kwargs):
+    """Row BPTT over a batch xs (N, T, D), ys (N, T) class indices or (N, T, O), h0 (N, H), reduced as asked."""
+    N, T = xs.shape[:2]
+    total, grads = 0.0, {k: np.zeros_like(v) for k, v in params.items()}
+    dh0, dx = np.zeros_like(h0), np.zeros_like(xs)
+    one = class_bptt if ys.ndim == 2 else any_bptt
+    for i in range(N):
+        loss, g = one(params, xs[i], ys[i], h0[i], inputs=True, **kwargs)
+        total += loss
+        for k in grads:
+            grads[k] += g[k]
+        dh0[i], dx[i] = g["h0"], g["x"]
+    f = {"sum": 1.0, "mean": 1.0 / N, "mean_steps": 1.0 / T, "mean_all": 1.0 / (N * T)}[reduction]
+    out = {k: v * f for k, v in grads.items()} | {"h0": dh0 * f, "x": dx * f}
+    if stray_db:
+        out["b_h"] = out["b_h"] / N
+    return total * f, out
+
+
+def test_class_targets_are_integer_indices_and_pass():
+    seen = []
+
+    def fn(params, xs, ys, h0):
+        seen.append(ys)
+        return class_bptt(params, xs, ys, h0, inputs=True)
+
+    assert_gradients_match(fn, models(loss_at="all", biases=True, convention=("row", "column")), targets="class", **FAST)
+    assert all(ys.dtype.kind == "i" and ys.ndim == 1 for ys in seen)
+
+
+@pytest.mark.slow
+def test_class_targets_pass_200_examples():
+    assert_gradients_match(
+        lambda *a: class_bptt(*a), models(loss_at="all", biases=True, max_steps=8), targets="class", max_examples=200, seed=1
+    )
+
+
+def test_a_bug_with_class_targets_is_diagnosed_on_class_targets():
+    msg = _failure(lambda *a: class_bptt(*a, bug="tanh_grad", act="sigmoid"), models(loss_at="all", activation="sigmoid"), targets="class")
+    assert "[wrong_activation_derivative]" in msg
+    assert "none of the known mistakes" not in msg
+    assert re.search(r"ys = \[\d+(, \d+)*\] \(class indices\)", msg)
+
+
+def test_class_targets_need_cross_entropy():
+    with pytest.raises(InvalidArgumentError, match="targets = 'class' needs a cross-entropy model"):
+        assert_gradients_match(row_bptt, RNN(loss="squared_error"), targets="class")
+
+
+def test_index_inputs_are_token_indices():
+    seen = []
+
+    def fn(params, xs, ys, h0, model):
+        seen.append(xs)
+        return class_bptt(params, np.eye(params["W_xh"].shape[0])[xs], ys, h0, act=model.activation)
+
+    assert_gradients_match(fn, models(loss_at="all", activation=("tanh", "relu")), targets="class", inputs="index", vocab=5, **FAST)
+    assert all(xs.dtype.kind == "i" and xs.ndim == 1 and xs.max() < 5 for xs in seen)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "mean_steps", "mean_all"])
+def test_batches_with_every_reduction_pass(reduction):
+    assert_gradients_match(
+        lambda *a: batch_bptt(*a, reduction=reduction), models(loss_at="all", biases=True, max_steps=4),
+        targets="class", batch=(1, 2, 3), reduction=reduction, **FAST,
+    )
+
+
+def test_a_reduction_mismatch_is_named_as_the_factor_it_is():
+    msg = _failure(lambda *a: batch_bptt(*a, reduction="mean"), models(loss_at="all", biases=True), targets="class", batch=3, loss=False)
+    assert "likely mistake: your gradients are the mean over the batch of 3; the loss is the sum: pass reduction='mean' [reduction]" in msg
+    msg = _failure(lambda *a: batch_bptt(*a), models(loss_at="all", biases=True), batch=2, reduction="mean_all")
+    assert "the loss is the sum; the loss checked is the mean over the batch of 2 and the 1 loss steps: pass reduction='sum'" in msg
+
+
+def test_a_stray_division_of_one_gradient_by_the_batch_size():
+    msg = _failure(lambda *a: batch_bptt(*a, stray_db=True), models(loss_at="all", biases=True), batch=(1, 2, 3))
+    assert msg.startswith("b_h does not match the true gradient")
+    assert "b_h is the mean over the batch of 2, but the loss is the sum (like your other gradients): a stray division by 2 [reduction]" in msg
+    assert "batch=2" in msg
+
+
+def test_batched_arrays_in_the_column_layout():
+    def fn(params, xs, ys, h0):  # (T, D, N), (T, N)... rows here, back to columns at the end
+        assert xs.ndim == 3 and h0.shape == (params["W_hh"].shape[0], xs.shape[2])
+        rows = {k: (v.T if k.startswith("W") else v.reshape(-1)) for k, v in params.items()}
+        loss, g = batch_bptt(rows, np.moveaxis(xs, 2, 0), np.moveaxis(ys, 2, 0), h0.T)
+        return loss, {k: (v.T if k.startswith("W") else v.reshape(-1, 1)) for k, v in g.items() if k not in ("h0", "x")} | {
+            "h0": g["h0"].T, "x": np.moveaxis(g["x"], 0, 2)}
+
+    assert_gradients_match(fn, models(loss_at="all", biases=True, convention="column", max_steps=3), batch=2, **FAST)
+
+
+def truncated_bptt(params, xs, ys, h0, k):
+    """Row BPTT (no biases) where the loss of step t flows back through a_t ... a_(t-k) only (WildML's bptt_truncate)."""
+    W_xh, W_hh, W_hy = params["W_xh"], params["W_hh"], params["W_hy"]
+    T = len(xs)
+    hs, ps = {0: h0}, {}
+    for t in range(1, T + 1):
+        hs[t] = np.tanh(xs[t - 1] @ W_xh + hs[t - 1] @ W_hh)
+        z = hs[t] @ W_hy
+        ps[t] = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    g = {key: np.zeros_like(v) for key, v in params.items()}
+    for t in range(1, T + 1):
+        dz = ps[t] - ys[t - 1]
+        g["W_hy"] += np.outer(hs[t], dz)
+        da = (dz @ W_hy.T) * (1 - hs[t] ** 2)
+        for s in range(t, max(1, t - k) - 1, -1):
+            g["W_xh"] += np.outer(xs[s - 1], da)
+            g["W_hh"] += np.outer(hs[s - 1], da)
+            da = (da @ W_hh.T) * (1 - hs[s - 1] ** 2)
+    return g
+
+
+def test_truncated_bptt_passes_with_truncate_and_names_its_k_without():
+    model = models(loss_at="all", biases=False, max_steps=8)
+    assert_gradients_match(lambda *a: truncated_bptt(*a, k=2), model, truncate=2, **FAST)
+    msg = _failure(lambda *a: truncated_bptt(*a, k=2), model)
+    assert "your gradients are those of 2-step truncated BPTT (WildML's bptt_truncate=2" in msg and "pass truncate=2 [truncated]" in msg
+    assert "Case(T=4," in msg  # the shortest sequence where 2 steps truncate
+    msg = _failure(lambda *a: truncated_bptt(*a, k=1), model, truncate=2)
+    assert "your gradients are those of 1-step truncated BPTT" in msg and "pass truncate=1" in msg
+    msg = _failure(lambda *a: truncated_bptt(*a, k=3), model, truncate=2)
+    assert "your gradients are those of BPTT truncated after more than 2 steps or not at all (the same at T = 4)" in msg
+    msg = _failure(row_bptt, model, truncate=1)
+    assert "truncated after more than 1 step or not at all (the same at T = 3), but truncate=1 asks for 1-step" in msg
+
+
+def test_the_truncated_truth_is_the_full_one_without_truncation():
+    model = models(loss_at="all", biases=False, max_steps=4)
+    assert_gradients_match(lambda *a: truncated_bptt(*a, k=3), model, truncate=3, **FAST)  # k ≥ T - 1: full BPTT
+    assert_gradients_match(row_bptt, model, truncate=12, **FAST)
+
+
+def test_float32_code_passes_with_float32_and_gets_a_hint_without():
+    def f32(params, xs, ys, h0):
+        assert xs.dtype == np.float32 or ys.dtype.kind == "i"
+        return class_bptt({k: v.astype(np.float32) for k, v in params.items()}, xs.astype(np.float32), ys, h0.astype(np.float32))
+
+    model = models(loss_at="all", biases=True, max_steps=10, max_size=6)
+    assert_gradients_match(f32, model, targets="class", dtype="float32", **FAST)
+    msg = _failure(f32, model, targets="class")
+    assert "hint: every error is at float32 resolution" in msg
+    assert "your gradients are float32 arrays: compute in float64, or pass dtype='float32'" in msg
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(targets="ints"), "targets = 'ints' is invalid"),
+        (dict(inputs="tokens"), "inputs = 'tokens' is invalid"),
+        (dict(vocab=5), "vocab = 5 needs inputs='index'"),
+        (dict(batch=0), "batch = 0 is invalid"),
+        (dict(batch=()), "batch = () is empty"),
+        (dict(reduction="avg"), "reduction = 'avg' is invalid"),
+        (dict(clip=0), "clip = 0 is invalid"),
+        (dict(truncate=-1), "truncate = -1 is invalid"),
+        (dict(dtype="float16"), "dtype = 'float16' is invalid"),
+        (dict(inputs="index", vocab=3), "vocab = 3 contradicts the model's input size 2"),
+    ],
+)
+def test_the_new_options_are_validated(kwargs, text):
+    with pytest.raises(InvalidArgumentError, match=re.escape(text)):
+        assert_gradients_match(row_bptt, RNN(input_size=2), **kwargs)
+
+
+FAILING_PLUGIN_TEST = """
+import rnn_impls
+
+def test_buggy(bptt_gradients):
+    model = bptt_gradients.models(biases=True, loss_at="all", convention="column")
+    bptt_gradients.assert_gradients_match(rnn_impls.lossFun_tanh_derivative, model, names="min-char-rnn", max_examples=20)
+"""
+
+
+def test_a_failure_shows_the_report_and_not_the_package_frames(plugin_env):
+    plugin_env.makepyfile(test_buggy=FAILING_PLUGIN_TEST)
+    result = plugin_env.runpytest("-p", "bptt_check.pytest_plugin", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "[wrong_activation_derivative]" in out
+    assert "bptt_check/testing.py" not in out and "bptt_check/pytest_plugin.py" not in out
+    assert "bptt_gradients.assert_gradients_match(" in out  # the user's own line is shown
