@@ -243,3 +243,32 @@ def test_generated_mistakes_are_diagnosed_for_every_option(model, data):
 @given(model=option_models, data=st.data())
 def test_correct_answers_are_never_called_wrong_for_every_option(model, data):
     test_correct_answers_are_never_called_wrong.hypothesis.inner_test(model=model, data=data)
+
+
+one_relu_unit = st.builds(
+    RNN,
+    **{**_small, "hidden_size": st.just(1)},
+    h0=st.sampled_from(["input", "zeros"]),
+    biases=st.booleans(),
+    convention=st.sampled_from(["row", "column"]),
+    activation=st.just("relu"),
+    loss=st.sampled_from(["cross_entropy", "squared_error"]),
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=one_relu_unit, data=st.data())
+def test_generated_mistakes_are_diagnosed_with_one_relu_unit(model, data):
+    """One unit: a step can be inactive only where it cuts every path through it (issue 14, finding 1).
+
+    No variant is ever equivalent or an internal error; with h_0 an input the mistakes are named as
+    for any model (with h_0 = 0 a wrong input h_0 is read as a zero answer instead).
+    """
+    if model.h0 == "input":
+        test_generated_mistakes_are_diagnosed.hypothesis.inner_test(model=model, data=data)
+        return
+    wrt = data.draw(st.sampled_from([Ref("W_hh"), Ref("W_xh"), Ref("W_hy"), Ref("h", 1)]))
+    checker = Checker(f"dL/d{wrt}", model=model)
+    for v in checker.diagnoser.variants:
+        assert checker.check(to_plain(v.expr)).verdict not in ("equivalent", "equivalent_numerically")
