@@ -307,7 +307,11 @@ class Checker:
     def _ambiguous_partials(self, expr: Expr) -> tuple[Partial, ...]:
         seen: dict[tuple[Ref, Ref], Partial] = {}
         for node in walk(expr):
-            if isinstance(node, Partial) and self.truth.symbolic.is_ambiguous(node.num, node.den):
+            if (
+                isinstance(node, Partial)
+                and node.reading is None  # a per-step copy's partial is immediate whatever the policy
+                and self.truth.symbolic.is_ambiguous(node.num, node.den)
+            ):
                 seen.setdefault((node.num, node.den), node)
         return tuple(seen.values())
 

@@ -352,7 +352,7 @@ class _Evaluator:
 
     def _tensor(self, node: Partial) -> np.ndarray:
         """The Jacobian tensor of a partial, its indexed axes selected: (P, *sq(num') + sq(den'))."""
-        t = self.b.partial(node.num, node.den, reading_of(self.reading, node.den))
+        t = self.b.partial(node.num, node.den, node.reading or reading_of(self.reading, node.den))
         num_shape = self._ref_shape(node.num)
         den_shape = self._ref_shape(node.den)
         sn, sd = squeeze_shape(num_shape), squeeze_shape(den_shape)

@@ -346,3 +346,31 @@ def test_an_answer_without_one_step_factor_is_never_equivalent(model, data):
     answer = to_plain(b.total(terms[:i] + [mutated] + terms[i + 1 :]))
     result = check(answer, f"dL/d{wrt}", model=model, settings=Settings(seed=seed))  # no InternalError
     assert result.verdict not in ("equivalent", "equivalent_numerically"), (answer, str(result))
+
+
+# -- Goodfellow's per-step copies W^{(t)} (issue 14, finding 4) -------------------------------------
+
+GOODFELLOW = RNN(steps=3, hidden_size=3, output_size=4, biases=True, convention="column")
+
+
+@pytest.mark.parametrize("reading", ["total", "immediate", "either"])
+def test_a_per_step_copy_is_the_immediate_partial_under_every_policy(reading):
+    # ∇_{W^{(t)}} h^{(t)} holds the other steps' copies fixed by definition; ∂L/∂h^{(t)} follows the policy.
+    tb = Notation.TEXTBOOK
+    eq_10_25 = r"\sum_t \frac{\partial L}{\partial \boldsymbol{h}^{(t)}} \nabla_{\boldsymbol{W}^{(t)}} \boldsymbol{h}^{(t)}"
+    result = check(eq_10_25, "dL/dW_hh", model=GOODFELLOW, notation=tb, reading=reading)
+    if reading == "immediate":  # ∂L/∂h^{(t)} read as immediate misses the later steps
+        assert result.verdict == "not_equivalent" and result.diagnoses[0].code == "wrong_reading", str(result)
+    else:
+        assert result.verdict == "equivalent", str(result)
+        assert all("W" not in r.partial for r in result.readings)  # the copy's partial is not a reading question
+    # Its bias form, transposed into the column layout: the same.
+    eq_10_23 = r"\sum_t \left(\frac{\partial \boldsymbol{h}^{(t)}}{\partial \boldsymbol{b}^{(t)}}\right)^\top \nabla_{\boldsymbol{h}^{(t)}} L"
+    assert check(eq_10_23, "dL/db_h", model=GOODFELLOW, notation=tb, reading=reading).ok == (reading != "immediate")
+
+
+def test_the_whole_parameter_in_place_of_its_copy_counts_earlier_steps_again():
+    whole = r"\sum_t \frac{\partial L}{\partial \boldsymbol{h}^{(t)}} \nabla_{\boldsymbol{W}} \boldsymbol{h}^{(t)}"
+    result = check(whole, "dL/dW_hh", model=GOODFELLOW, notation=Notation.TEXTBOOK)
+    assert result.verdict == "not_equivalent" and result.diagnoses[0].code == "wrong_reading"
+    assert check(whole, "dL/dW_hh", model=GOODFELLOW, notation=Notation.TEXTBOOK, reading="either").ok

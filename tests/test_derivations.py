@@ -375,16 +375,21 @@ def test_the_wrong_copy_of_10_26_is_diagnosed(bundled: VerifyReport) -> None:
     assert o.result.counterexample is not None
 
 
-def test_the_textbook_forms_need_the_textbook_reading() -> None:
+def test_the_books_per_step_copies_need_no_reading_policy() -> None:
+    # W^{(t)} is the copy of W used at step t: ∇_{W^{(t)}} h^{(t)} is immediate by definition (issue 14).
     f = load_file(DERIVATIONS / "goodfellow_10_2_2.toml")
-    claim = next(c for c in f.claims if c.name.startswith("10.25"))
-    assert claim.reading == "either"
     from bptt_check.derivations import Verifier
 
-    strict = Verifier().run(dataclasses.replace(claim, reading="total"))
-    assert strict.result is not None and strict.result.verdict == "not_equivalent"
+    for name in ("10.23, first form", "10.25:", "10.27"):
+        claim = next(c for c in f.claims if c.name.startswith(name))
+        assert claim.reading == "total"
+        outcome = Verifier().run(claim)
+        assert outcome.ok and outcome.result is not None and outcome.result.verdict == "equivalent", name
+    whole = next(c for c in f.claims if c.name.startswith("10.25 with W"))
+    strict = Verifier().run(whole)
+    assert strict.ok and strict.result is not None and strict.result.verdict == "not_equivalent"
     assert "wrong_reading" in {d.code for d in strict.result.diagnoses}
-    credited = Verifier().run(claim)
+    credited = Verifier().run(dataclasses.replace(whole, reading="either", expect="equivalent", diagnosis=None))
     assert credited.ok and any("textbook reading" in r.message for r in credited.result.readings)  # type: ignore[union-attr]
 
 

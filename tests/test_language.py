@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import pytest
@@ -1217,11 +1218,15 @@ def test_goodfellows_parameter_copies() -> None:
     # W^{(t)} is the W used at step t: its value is W's
     assert PC(r"\boldsymbol{W}^{(2)}") == PC("W_hh")
     assert PC(r"W_{hh}^{(1)}", notation=None) == PC("W_hh")
-    # a partial with respect to a copy is read for a node of that step
-    assert PC(r"\frac{\partial \boldsymbol{h}^{(2)}}{\partial \boldsymbol{b}^{(2)}}") == PC("dh_2/db_h")
+    # a partial with respect to a copy is read for a node of that step, as the immediate partial by definition
+    copy = PC(r"\frac{\partial \boldsymbol{h}^{(2)}}{\partial \boldsymbol{b}^{(2)}}")
+    assert copy == dataclasses.replace(PC("dh_2/db_h"), reading="immediate")
+    assert PC("dh_2/db_h").reading is None  # the whole parameter: the reading policy decides
     chain = PC(r"\frac{\partial L}{\partial \boldsymbol{h}^{(2)}} \nabla_{\boldsymbol{W}^{(2)}} \boldsymbol{h}^{(2)}")
-    assert chain == PC("dL/dh_2 * dh_2/dW_hh")
     assert isinstance(chain, Chain)
+    plain = PC("dL/dh_2 * dh_2/dW_hh")
+    assert isinstance(plain, Chain)
+    assert chain.factors == (plain.factors[0], dataclasses.replace(plain.factors[1], reading="immediate"))
     with pytest.raises(ParseError) as err:
         PC(r"\frac{\partial \boldsymbol{h}^{(2)}}{\partial \boldsymbol{W}^{(1)}}")
     assert "copy of W used at step 1" in err.value.message

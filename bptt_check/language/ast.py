@@ -160,6 +160,9 @@ class Partial(_Node):
     ``num_index``/``den_index`` select one entry ((row, col), unsqueezed).
     ``shape`` follows :func:`bptt_check.model.jacobian_shape` of the (indexed)
     shapes; ``tensor_shape`` is always ``squeeze(num) + squeeze(den)``.
+    ``reading`` is set when the spelling itself fixes it: ``∂h^{(t)}/∂W^{(t)}``,
+    the copy of W used at step t only, is the immediate partial by definition;
+    ``None`` leaves it to the answer's reading policy.
     """
 
     num: Ref
@@ -168,6 +171,7 @@ class Partial(_Node):
     tensor_shape: Shape
     num_index: tuple[int, int] | None = None
     den_index: tuple[int, int] | None = None
+    reading: Literal["total", "immediate"] | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)

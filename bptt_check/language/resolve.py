@@ -689,7 +689,7 @@ class Resolver:
         num = self.names.resolve(spec.num, self.env)
         den = self.names.resolve(spec.den, self.env)
         assert num is not None and den is not None
-        self._check_copy(spec, num)
+        copy = self._check_copy(spec, num)
         num_shape, den_shape = self._shape(num), self._shape(den)
         num_index = den_index = None
         if spec.num.index is not None:
@@ -706,16 +706,19 @@ class Resolver:
             squeeze_shape(num_shape) + squeeze_shape(den_shape),
             num_index,
             den_index,
+            "immediate" if copy else None,
         )
         return _R(node, spec.start, spec.end, ((spec.num.display, spec.den.display),))
 
-    def _check_copy(self, spec: PartialSpec, num: Ref) -> None:
+    def _check_copy(self, spec: PartialSpec, num: Ref) -> bool:
         """``∂h^{(t)}/∂W^{(t)}``: a partial with respect to the copy of a parameter used at step t
         (Goodfellow §10.2.2) is only read for a numerator of that step, where it is ∂h_t/∂W with the
-        earlier states held fixed (the immediate reading)."""
+        earlier states held fixed (the immediate reading). True when the denominator is such a copy."""
         step = self.names.copy_step(spec.den, self.env)
-        if step is None or num.step == step:
-            return
+        if step is None:
+            return False
+        if num.step == step:
+            return True
         base = spec.den.spelling.rsplit("^", 1)[0]
         raise ParseError(
             f"∂{spec.num.display}/∂{spec.den.display}: {spec.den.spelling} is the copy of {base} used at step {step},"
