@@ -7,7 +7,6 @@ stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 import tomllib
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 from .errors import BpttCheckError, ConfigError, ExpressionError, FileFormatError, InternalError
 from .model import ACTIVATIONS, CONVENTIONS, LOSSES, RNN, normalize_choice
+from .vocabulary import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from .language import Notation
@@ -61,8 +61,8 @@ def _choice(option: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     def convert(text: str) -> str:
         value = normalize_choice(text)
         if value not in choices:
-            close = difflib.get_close_matches(str(value), list(choices), n=1)
-            guess = f"did you mean {close[0].replace('_', '-')}? " if close else ""
+            guess = did_you_mean(str(value).replace("_", "-"), names, quote=False)
+            guess = f"{guess} " if guess else ""
             raise argparse.ArgumentTypeError(f"{text!r} is not a known {option}: {guess}use {shown}")
         return str(value)
 
@@ -134,10 +134,8 @@ def notation_table(args: argparse.Namespace) -> dict[str, Any] | None:
         if not path.suffix:
             from .language import BUILTIN_NAMES
 
-            import difflib
-
-            close = difflib.get_close_matches(given.lower(), list(BUILTIN_NAMES), n=1, cutoff=0.6)
-            guess = f"did you mean {close[0]}? " if close else ""
+            guess = did_you_mean(given.lower(), BUILTIN_NAMES, quote=False)
+            guess = f"{guess} " if guess else ""
             hint = guess + "--notation takes a TOML file or a built-in notation: " + ", ".join(BUILTIN_NAMES)
         raise FileFormatError(f"cannot read notation file {path}: {err.strerror}", hint=hint) from None
     except UnicodeDecodeError:

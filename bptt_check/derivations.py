@@ -54,7 +54,6 @@ internal error (the two truths disagree), as everywhere in ``bptt-check``.
 from __future__ import annotations
 
 import argparse
-import difflib
 import io
 import json
 import re
@@ -69,6 +68,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 from .errors import BpttCheckError, ConfigError, ExpressionError, FileFormatError, InternalError
 from .model import READING_POLICIES, RNN, SIZE_KEYS, ReadingPolicy, Target, reading_policy
 from .results import VERDICTS, CheckResult, Verdict
+from .vocabulary import diagnosis_code, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from .compare import Checker, Settings
@@ -82,7 +82,6 @@ CLAIM_KEYS: tuple[str, ...] = ("name", "target", "expr", "latex", "expect", "dia
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
-_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _TABLE_WIDTH = 180
 """Width of the table when the output is not a terminal (files, pipes, tests)."""
 
@@ -531,8 +530,11 @@ def _load_claim(f: DerivationFile, index: int, raw: Any) -> Claim | ClaimOutcome
         return problem(f"expect = {expect!r} is not a verdict{_did_you_mean(expect, VERDICTS)}"
                        f" (one of {', '.join(VERDICTS)})", "expect")
     diagnosis = raw.get("diagnosis")
-    if diagnosis is not None and not _CODE.match(diagnosis):
-        return problem(f"diagnosis = {diagnosis!r} is not a diagnosis code (e.g. missing_term)", "diagnosis")
+    if diagnosis is not None:
+        try:
+            diagnosis_code(diagnosis, "diagnosis =")
+        except ConfigError as err:
+            return problem(str(err), "diagnosis")
     try:
         reading = reading_policy(raw.get("reading", "total"))
     except ConfigError as err:
@@ -595,8 +597,8 @@ def _key_of(err: BpttCheckError, default: str) -> str:
 
 
 def _did_you_mean(word: object, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    guess = did_you_mean(word, known)
+    return f" ({guess})" if guess else ""
 
 
 # -- verifying ----------------------------------------------------------------------

@@ -29,11 +29,11 @@ This module is pure Python: no sympy, no jax. The symbolic and numeric truths
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
 
 from .errors import ConfigError
+from .vocabulary import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from .numeric import NumericRNN
@@ -130,8 +130,8 @@ SIZE_KEYS = {"input": "input_size", "hidden": "hidden_size", "output": "output_s
 
 
 def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1)
-    return (f"did you mean {close[0]!r}? " if close else "") + "known keys: " + ", ".join(known)
+    guess = did_you_mean(word, known)
+    return (f"{guess} " if guess else "") + "known keys: " + ", ".join(known)
 
 
 def normalize_choice(value: object) -> object:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping
 from ..errors import BpttCheckError, ConfigError, FileFormatError
 from ..model import READING_POLICIES, RNN, ReadingPolicy, reading_policy
 from ..results import VERDICTS, CheckResult
+from ..vocabulary import diagnosis_code, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..compare import Settings
@@ -80,7 +80,6 @@ evaluation, or skips the exact proof so that a slow right answer is
 deadline check (reading a pathological text, a native library stuck).
 """
 
-_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_BUDGET = 3600.0
 _MAX_POINTS = 1000
 
@@ -120,11 +119,7 @@ class Rubric:
         if not isinstance(self.diagnoses, Mapping):
             raise ConfigError(f"rubric.diagnoses = {self.diagnoses!r} is not a table of code = credit")
         for code, credit in self.diagnoses.items():
-            if not isinstance(code, str) or not _CODE.match(code):
-                raise ConfigError(
-                    f"rubric.diagnoses key {code!r} is not a diagnosis code",
-                    hint="codes are lower_case_with_underscores, e.g. sign_flip",
-                )
+            diagnosis_code(code, "rubric.diagnoses:")  # an unknown code would silently never apply
             _fraction(f"rubric.diagnoses.{code}", credit)
         # A plain dict (not a mapping proxy) so that the rubric pickles into worker processes.
         object.__setattr__(self, "diagnoses", {str(k): float(v) for k, v in self.diagnoses.items()})
@@ -366,12 +361,10 @@ def _positive(key: str, value: Any, *, upper: float) -> None:
 
 
 def _suggest(key: str, known: Any, table: str | None) -> str:
-    import difflib
-
     prefix = f"{table}." if table else ""
-    close = difflib.get_close_matches(str(key), sorted(known), n=1)
     listing = ", ".join(prefix + k for k in sorted(known))
-    guess = f"did you mean {prefix}{close[0]}? " if close else ""
+    guess = did_you_mean(prefix + str(key), [prefix + k for k in sorted(known)], quote=False)
+    guess = f"{guess} " if guess else ""
     return f"{guess}known keys: {listing}"
 
 

@@ -25,7 +25,6 @@ name: :meth:`Notation.named`, or ``use = "textbook"`` in a ``[notation]`` table.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +32,7 @@ from typing import ClassVar, Mapping
 
 from ..errors import ConfigError, FileFormatError, UnknownNameError
 from ..model import L_TOTAL, PARAMETERS, RNN, Ref
+from ..vocabulary import suggest
 from .ast import FUNCTIONS
 from .limits import MAX_NAME_LENGTH
 
@@ -101,7 +101,7 @@ class Notation:
         key = _builtin_key(name)
         if key is None:
             shown = name if isinstance(name, str) else type(name).__name__
-            close = difflib.get_close_matches(str(name).strip().lower(), list(BUILTIN_SPELLINGS), n=1, cutoff=0.5)
+            close = suggest(str(name).strip().lower(), BUILTIN_SPELLINGS, n=1, cutoff=0.5)
             guess = f"did you mean {BUILTIN_SPELLINGS[close[0]]!r}? " if close else ""
             raise ConfigError(
                 f"{shown!r} is not a built-in notation",
@@ -179,7 +179,7 @@ def _alias_problem(alias: object, value: object) -> tuple[str, str] | None:
     if not isinstance(value, str):
         return (f"the value must be a name, not {type(value).__name__}", f"one of {', '.join(targets)}")
     if value not in targets:
-        close = difflib.get_close_matches(value, targets, n=1, cutoff=0.5)
+        close = suggest(value, targets, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(targets)}"
         return (f"{value!r} is not a canonical family or parameter", hint)
     if alias in RESERVED:
@@ -532,43 +532,3 @@ def _candidates(model: RNN, notation: Notation, step_hint: int | None) -> tuple[
             out.append(alias)
     out += list(FUNCTIONS)
     return tuple(dict.fromkeys(out))
-
-
-_KEYBOARD = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
-_KEY_POS = {ch: (r, c + 0.5 * r) for r, row in enumerate(_KEYBOARD) for c, ch in enumerate(row)}
-
-
-def _keyboard_bonus(a: str, b: str) -> float:
-    """How likely typing ``a`` for ``b`` is a slip of the finger: same-row neighbours most, then diagonal ones."""
-    pa, pb = _KEY_POS.get(a.lower()), _KEY_POS.get(b.lower())
-    if pa is None or pb is None:
-        return 0.0
-    if pa[0] == pb[0] and abs(pa[1] - pb[1]) == 1:
-        return 0.05
-    if abs(pa[0] - pb[0]) == 1 and abs(pa[1] - pb[1]) <= 1.0:
-        return 0.03
-    return 0.0
-
-
-def suggest(word: str, candidates: tuple[str, ...] | list[str], n: int = 3) -> list[str]:
-    """The candidates nearest to ``word``, best first.
-
-    difflib's similarity ratio, with two tie-breakers a typist would expect: a
-    difference only in letter case ranks first, and a single substituted
-    letter that sits next to the intended one on a QWERTY keyboard ranks above
-    other single substitutions, a same-row neighbour (``W_hu`` for ``W_hy``)
-    above a diagonal one (``W_hh``).
-    """
-    scored: list[tuple[float, str]] = []
-    for cand in candidates:
-        ratio = difflib.SequenceMatcher(None, word, cand).ratio()
-        if word.lower() == cand.lower():
-            ratio += 0.3
-        elif len(word) == len(cand):
-            diffs = [(x, y) for x, y in zip(word, cand) if x != y]
-            if len(diffs) == 1:
-                ratio += _keyboard_bonus(*diffs[0])
-        if ratio >= 0.6:
-            scored.append((-ratio, cand))
-    scored.sort()
-    return [c for _, c in scored[:n]]
