@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -42,12 +41,11 @@ from .evaluate import Deadline, Mode, evaluate
 from .exact import PRIME, NoExactForm, max_degree, refuting_pattern, residues
 from .language import Notation, parse, parse_target, target_of
 from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
-from .model import RNN, Reading, ReadingPolicy, Ref, Target, reading_policy
+from .model import RNN, Reading, Ref, Target
 from .results import CheckResult, Counterexample, Diagnosis, Evidence, Reading as ReadingResult, step_range
 from .truth import Truth, truth_for
+from .vocabulary import SYNTAXES, ReadingPolicy, Syntax, reading_policy
 
-Syntax = Literal["auto", "plain", "latex"]
-SYNTAXES: tuple[Syntax, ...] = ("auto", "plain", "latex")
 
 RTOL = 1e-7
 ATOL = 1e-9

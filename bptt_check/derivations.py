@@ -66,15 +66,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 from .errors import BpttCheckError, ConfigError, ExpressionError, FileFormatError, InternalError
-from .model import READING_POLICIES, RNN, SIZE_KEYS, ReadingPolicy, Target, reading_policy
+from .model import RNN, SIZE_KEYS, Target
 from .results import VERDICTS, CheckResult, Verdict
-from .vocabulary import diagnosis_code, did_you_mean
+from .vocabulary import ReadingPolicy, Syntax, diagnosis_code, did_you_mean, reading_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .compare import Checker, Settings
     from .language import Notation
 
-Syntax = Literal["auto", "plain", "latex"]
 Status = Literal["ok", "failed", "error"]
 
 FILE_KEYS: tuple[str, ...] = ("title", "model", "notation", "claim")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
 
 from .errors import ConfigError
-from .vocabulary import did_you_mean
+from .vocabulary import READING_POLICIES, ReadingPolicy, did_you_mean, reading_policy  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .numeric import NumericRNN
@@ -41,10 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Reading = Literal["total", "immediate"]
 """How a partial is read: every path (total) or only paths through no other step's h (Pascanu et al.'s ∂⁺)."""
-
-ReadingPolicy = Literal["total", "immediate", "either"]
-"""Which reading of an answer's ambiguous partials earns credit (``either``: any of them, the textbook one included)."""
-READING_POLICIES: tuple[ReadingPolicy, ...] = ("total", "immediate", "either")
 
 LossAt = Literal["all", "last"]
 H0 = Literal["input", "zeros"]
@@ -137,20 +133,6 @@ def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
 def normalize_choice(value: object) -> object:
     """``"cross-entropy"`` → ``"cross_entropy"``: option values may be written with dashes (CLI, TOML)."""
     return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
-
-
-def reading_policy(value: object, where: str = "reading") -> ReadingPolicy:
-    """``value`` as a reading policy (case and surrounding spaces ignored), else a :class:`ConfigError`
-    naming ``where`` with the nearest policy. Every entry point (API, CLI, files) validates through here."""
-    word = normalize_choice(value)
-    if word in READING_POLICIES:
-        return word  # type: ignore[return-value]
-    close = difflib.get_close_matches(str(word), list(READING_POLICIES), n=1, cutoff=0.5)
-    guess = f"did you mean {close[0]!r}? " if close else ""
-    raise ConfigError(
-        f"{where} = {value!r} is not a reading policy",
-        hint=guess + "use " + ", ".join(repr(r) for r in READING_POLICIES),
-    )
 
 
 def _whole(key: str, value: Any) -> int:
@@ -462,8 +444,8 @@ def _name_hint(ref: Ref, model: RNN) -> str:
             return f"parameters have no step: Ref({ref.family!r})"
         return "this model has no biases (RNN(biases=True) adds b_h and b_y)"
     if ref.family not in FAMILIES:
-        close = difflib.get_close_matches(ref.family, list(FAMILIES), n=1)
-        return (f"did you mean {close[0]!r}? " if close else "") + "families: " + ", ".join(FAMILIES)
+        guess = did_you_mean(ref.family, FAMILIES)
+        return (f"{guess} " if guess else "") + "families: " + ", ".join(FAMILIES)
     if ref.step is None:
         return f"{ref.family} needs a step, e.g. Ref({ref.family!r}, 1)"
     low = 0 if ref.family == "h" else 1

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable
 
-Verdict = Literal["equivalent", "equivalent_numerically", "transposed", "not_equivalent", "invalid"]
-VERDICTS: tuple[Verdict, ...] = ("equivalent", "equivalent_numerically", "transposed", "not_equivalent", "invalid")
+from .vocabulary import VERDICTS, Verdict  # noqa: F401 (re-exported: results name their verdicts)
 
 
 _STEP = re.compile(r"^(.*?)_(\d+)$")

@@ -28,6 +28,7 @@ __all__ = [
     "SYNTAXES",
     "ReadingPolicy",
     "READING_POLICIES",
+    "reading_policy",
     "DiagnosisKind",
     "DiagnosisCode",
     "DIAGNOSES",
@@ -48,6 +49,19 @@ SYNTAXES: tuple[Syntax, ...] = ("auto", "plain", "latex")
 ReadingPolicy = Literal["total", "immediate", "either"]
 READING_POLICIES: tuple[ReadingPolicy, ...] = ("total", "immediate", "either")
 """Which reading of an answer's ambiguous partials earns credit (``either``: any of them, the textbook one included)."""
+
+
+def reading_policy(value: object, where: str = "reading") -> ReadingPolicy:
+    """``value`` as a reading policy (case and surrounding spaces ignored), else a :class:`ConfigError`
+    naming ``where`` with the nearest policy. Every entry point (API, CLI, files) validates through here."""
+    word = value.strip().lower() if isinstance(value, str) else value
+    if word in READING_POLICIES:
+        return word  # type: ignore[return-value]
+    guess = did_you_mean(word, READING_POLICIES, cutoff=0.5) if isinstance(word, str) else ""
+    raise ConfigError(
+        f"{where} = {value!r} is not a reading policy",
+        hint=(f"{guess} " if guess else "") + "use " + ", ".join(repr(r) for r in READING_POLICIES),
+    )
 
 DiagnosisKind = Literal["invalid", "reading", "mistake"]
 """``invalid``: why an answer was not checked (its verdict is ``invalid``); ``reading``: how a
@@ -172,9 +186,10 @@ def suggest(word: str, candidates: Iterable[str], n: int = 3, *, cutoff: float =
     difference only in letter case ranks first, and a single substituted
     letter that sits next to the intended one on a QWERTY keyboard ranks above
     other single substitutions, a same-row neighbour (``W_hu`` for ``W_hy``)
-    above a diagonal one (``W_hh``).
+    above a diagonal one (``W_hh``). Equal similarities rank the candidate of
+    the nearer length first (``hh`` suggests ``h`` before ``W_hh``).
     """
-    scored: list[tuple[float, str]] = []
+    scored: list[tuple[float, int, str]] = []
     for cand in dict.fromkeys(candidates):
         ratio = difflib.SequenceMatcher(None, word, cand).ratio()
         if word.lower() == cand.lower():
@@ -184,9 +199,9 @@ def suggest(word: str, candidates: Iterable[str], n: int = 3, *, cutoff: float =
             if len(diffs) == 1:
                 ratio += _keyboard_bonus(*diffs[0])
         if ratio >= cutoff:
-            scored.append((-ratio, cand))
+            scored.append((-ratio, abs(len(cand) - len(word)), cand))
     scored.sort()
-    return [c for _, c in scored[:n]]
+    return [c for _, _, c in scored[:n]]
 
 
 def did_you_mean(word: object, candidates: Iterable[str], *, quote: bool = True, cutoff: float = 0.6) -> str:

@@ -8,9 +8,10 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from ..errors import BpttCheckError, ConfigError, InternalError
+from ..vocabulary import SYNTAXES, Syntax
 from ..results import CheckResult, Diagnosis
 from .question import Question
 from .result import GradeResult
@@ -20,8 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .batch import SubmissionLike
     from .pool import Pool, Worker
 
-Syntax = Literal["auto", "plain", "latex"]
-SYNTAXES: tuple[Syntax, ...] = ("auto", "plain", "latex")
 
 MAX_ANSWER_CHARS = 20_000
 """Longer answers are ``invalid`` without being read (a full T=2 answer is ~200 characters)."""

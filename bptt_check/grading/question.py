@@ -49,12 +49,12 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import BpttCheckError, ConfigError, FileFormatError
-from ..model import READING_POLICIES, RNN, ReadingPolicy, reading_policy
+from ..model import RNN
 from ..results import VERDICTS, CheckResult
-from ..vocabulary import diagnosis_code, did_you_mean
+from ..vocabulary import READING_POLICIES, ReadingPolicy, diagnosis_code, did_you_mean, reading_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..compare import Settings
