@@ -1,13 +1,17 @@
 """``bptt-check``: the command line (SPEC §6).
 
 Exit codes: 0 ok, 1 a check failed, 2 a usage or input error (one line on
-stderr, never a traceback).
+stderr, never a traceback), 3 an internal error. A reader that stops early
+(``bptt-check check … | head -1``) costs the rest of the output, never the
+exit code: the verdict's code stands.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -20,7 +24,7 @@ from .vocabulary import did_you_mean
 if TYPE_CHECKING:  # pragma: no cover
     from .language import Notation
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -252,7 +256,10 @@ def _cmd_selfcheck(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = _Parser(prog="bptt-check", description="Verify hand-derived backpropagation-through-time gradients.")
+    p.add_argument("--version", action="version", version=f"bptt-check {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("check", help="check one answer against a target")
@@ -289,15 +296,73 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _ClosedPipeGuard:
+    """``sys.stdout`` during a command: once the reader has gone (``| head -1``), output is dropped.
+
+    The command then runs to its end and returns its own exit code; without
+    this, the first write after the reader left raised :class:`BrokenPipeError`
+    and a failed check could exit 0. The file descriptor is pointed at
+    ``/dev/null`` so that the interpreter's last flush cannot fail either.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.stream.fileno())
+            finally:
+                os.close(devnull)
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            pass  # not a real file (a test's capture): nothing is flushed at exit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
+    guard = _ClosedPipeGuard(sys.stdout)
+    sys.stdout = guard  # type: ignore[assignment]
+    try:
+        code = _run(run, args)
+        guard.flush()  # a reader gone before the buffered output was written shows here
+        return code
+    except BrokenPipeError:  # output that went around the guard: the verdict is unknown, so never success
+        guard._drop()
+        return EXIT_FAILED
+    finally:
+        sys.stdout = guard.stream
+
+
+def _run(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The command's exit code; errors become one line on stderr (2 for the user's, 3 for a bug)."""
     try:
         return run(args)
     except InternalError as err:
         print(f"bptt-check: internal error: {err}", file=sys.stderr)
-        return 3
+        return EXIT_INTERNAL
     except ExpressionError as err:
         print(f"bptt-check: error: {err}", file=sys.stderr)
         if err.caret():
@@ -308,9 +373,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # e.g. piped into `head`
-        sys.stderr.close()
-        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,10 @@
 """The command line: outputs, exit codes, one-line errors."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,10 +33,60 @@ def test_check_wrong_exits_1_with_counterexample(capsys):
     assert "missing_term" in out and "counterexample" in out
 
 
+class _GoneReader:
+    """A stdout whose reader has left (``| head -0``): every write is a broken pipe."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize(
+    "answer, code",
+    [(RIGHT, 0), ("h_2.T @ (yhat_2 - y_2)", 1), ("W_hu", 2)],
+)
+def test_a_closed_pipe_keeps_the_verdicts_exit_code(monkeypatch, answer, code):
+    monkeypatch.setattr(sys, "stdout", _GoneReader())
+    assert main(["check", answer, "--target", "dL/dW_hy"]) == code
+
+
+def test_a_failed_check_piped_into_head_exits_1():
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line is written
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bptt_check", "check", "h_2.T @ (yhat_2 - y_2)", "--target", "dL/dW_hy"],
+            stdout=write, stderr=subprocess.PIPE, env=env, timeout=300, check=False,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 1
+    assert b"Traceback" not in proc.stderr and b"BrokenPipeError" not in proc.stderr
+
+
+def test_version(capsys):
+    from bptt_check import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bptt-check {__version__}"
+
+
 def test_check_invalid_exits_2_with_caret(capsys):
     code, out, _ = run(capsys, "check", "W_hu", "--target", "dL/dW_hy")
     assert code == 2
     assert "did you mean W_hy?" in out and "^" in out
+
+
+def test_a_bias_in_a_model_without_biases_points_to_the_option(capsys):
+    code, out, _ = run(capsys, "check", "h_1", "--target", "dL/db_h")
+    assert code == 2
+    assert "has no biases" in out and "--biases" in out
+    assert run(capsys, "check", "b_h", "--target", "dL/db_h", "--biases")[0] == 1
 
 
 def test_check_json_has_the_spec_keys(capsys):

@@ -357,7 +357,7 @@ class Names:
                     + (f" ({full} = {ref})" if full != str(ref) else ""),
                     text=self.text,
                     position=spec.start,
-                    hint="enable biases in the model (RNN(biases=True), or biases = true in [model])",
+                    hint="enable biases: --biases on the command line, biases = true in [model], RNN(biases=True) in Python",
                 )
             return ref
         if len(parts) >= 2:
