@@ -81,8 +81,9 @@ class Counterexample:
         diff = abs(self.answer - self.sympy)
         lines = [
             f"counterexample at sample point {self.point_index}, entry [{entry}]:",
-            f"  answer {self.answer:.10g}, truth {self.sympy:.10g} (sympy) / {self.jax:.10g} (jax);"
-            f" |answer - truth| = {diff:.3g} > tolerance {self.tolerance:.3g}",
+            f"  answer {self.answer:.10g}, truth {self.sympy:.10g} (sympy) / "
+            + (f"{self.jax:.10g} (jax);" if self.jax == self.jax else "jax not installed here;")
+            + f" |answer - truth| = {diff:.3g} > tolerance {self.tolerance:.3g}",
         ]
         if self.point:
             shown = "; ".join(f"{k} = {_fmt(v)}" for k, v in self.point.items())
@@ -95,7 +96,7 @@ class Counterexample:
             "entry": list(self.entry),
             "answer": self.answer,
             "expected_sympy": self.sympy,
-            "expected_jax": self.jax,
+            "expected_jax": self.jax if self.jax == self.jax else None,
             "tolerance": self.tolerance,
             "point": self.point,
         }
@@ -151,7 +152,9 @@ class Evidence:
                 f"numeric: {self.numeric_points} float64 points; {err}"
                 f"rule |answer - truth| ≤ atol + rtol·|truth| with atol = {self.atol:g}, rtol = {self.rtol:g}"
             )
-        if self.truths_agree is not None:
+        if self.truths_agree is not None and self.truths_agree != self.truths_agree:  # NaN: jax absent
+            out.append("truths:  sympy only (jax is not installed here: no cross-check)")
+        elif self.truths_agree is not None:
             out.append(f"truths:  sympy and jax agree (max relative difference {self.truths_agree:.1e})")
         return out
 
@@ -164,7 +167,7 @@ class Evidence:
             "exact": self.exact,
             "exact_points": self.exact_points,
             "false_positive_bound": self.false_positive_bound,
-            "truths_max_relative_difference": self.truths_agree,
+            "truths_max_relative_difference": self.truths_agree if self.truths_agree == self.truths_agree else None,
         }
 
 

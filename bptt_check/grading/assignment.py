@@ -262,7 +262,9 @@ def grade_answer(grader: Grader, answer: Answer | str) -> GradeResult:
             notes.append(f"  derivation: step {number} of {len(steps) - first} ({_short(step)}) is {r.verdict}: {reason}")
             break
     if not notes:
-        notes.append(f"  derivation: all {len(steps) - first - 1} intermediate steps equal the target")
+        n = len(steps) - first - 1
+        which = "the step before the result equals" if n == 1 else f"all {n} steps before the result equal"
+        notes.append(f"  derivation: {which} the target" + ("" if final.full_credit else "; the result does not"))
     lines = final.message.splitlines()
     return dataclasses.replace(final, message="\n".join(lines[:1] + notes + lines[1:]))
 

@@ -31,7 +31,7 @@ EXIT_OK = 0
 
 
 def add_grade_command(subparsers: Any) -> None:
-    """Add ``grade`` to the ``bptt-check`` sub-commands (an ``argparse`` subparsers object)."""
+    """Add ``grade``, ``gradescope`` and ``prairielearn-grade`` to the ``bptt-check`` sub-commands (an ``argparse`` subparsers object)."""
     from ..cli import _positive_int, add_model_options
 
     g = subparsers.add_parser(
@@ -60,6 +60,12 @@ def add_grade_command(subparsers: Any) -> None:
                    help="discard the results already in --out (even another question's) and grade everything again")
     add_model_options(g, overrides="question's [model]; --notation replaces its [notation]")
     g.set_defaults(run=cmd_grade)
+    # The course platforms' commands live beside ``grade`` (one registration point in cli.py).
+    from ..gradescope import add_gradescope_command
+    from ..prairielearn import add_prairielearn_command
+
+    add_gradescope_command(subparsers)
+    add_prairielearn_command(subparsers)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
