@@ -150,3 +150,13 @@ def test_results_written_without_a_key_are_graded_again(tmp_path: Path):
     summary = run_grade(_question(tmp_path / "q.toml"), subs, out=out, jobs=1, warn=lambda m: None)
     assert dict(summary.regraded) == {NO_KEY: 1}
     assert [(r["id"], r["verdict"]) for r in _rows(out)] == [("a", "not_equivalent")]
+
+
+def test_a_class_results_json_keeps_the_class_summary_for_the_ta(tmp_path: Path):
+    subs = _class(tmp_path / "class.csv", [("a", RIGHT), ("b", SIGN)])
+    out = tmp_path / "results.json"
+    run_grade(_question(tmp_path / "q.toml"), subs, out=out, jobs=1, warn=lambda m: None)
+    doc = json.loads(out.read_text())
+    assert doc["output"] == "" and "sign_flip" not in json.dumps([t["output"] for t in doc["tests"] if "[a]" in t["name"]])
+    report = (tmp_path / "results.report.txt").read_text()
+    assert "verdicts:" in report and "most common mistakes" in report

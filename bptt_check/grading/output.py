@@ -20,7 +20,8 @@ file is rewritten with one record per id (the latest), in submission order.
   "tests": [...]}`` with one test per answer, the full result under
   ``extra_data``. Since it is one JSON document, results go first to a
   journal ``<stem>.partial.jsonl`` beside it; ``results.json`` is
-  (re)written from the journal when a run ends.
+  (re)written from the journal when a run ends, and the class summary goes
+  to ``<stem>.report.txt`` for the TA (not into ``output``).
 """
 
 from __future__ import annotations
@@ -329,6 +330,12 @@ class GradescopeOutput(Output):
             keys=[str(r.get("key") or "") for r in records],
         )
         _write_atomic(self.path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        _write_atomic(self.report_path, str(summary) + "\n")
+
+    @property
+    def report_path(self) -> Path:
+        """The TA's class summary beside results.json (``<stem>.report.txt``)."""
+        return self.path.with_name(self.path.stem + ".report.txt")
 
     def close(self) -> None:
         self.journal.close()
@@ -352,10 +359,11 @@ def gradescope_document(
         }
         for r, key in zip(rows, key_list)
     ]
+    # The class summary is not in "output": every student would see it. It goes to the TA's report.
     document: dict[str, Any] = {
         "score": round(sum(t["score"] for t in tests), 9),
         "execution_time": round(summary.seconds) if summary is not None else 0,
-        "output": str(summary) if summary is not None else "",
+        "output": "",
         "tests": tests,
     }
     return document
