@@ -43,6 +43,7 @@ from .language import Notation, parse, parse_target, target_of
 from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
 from .model import RNN, Reading, Ref, Target
 from .results import CheckResult, Counterexample, Diagnosis, Evidence, Reading as ReadingResult, step_range
+from .sampling import describe_point, region_point
 from .truth import Truth, truth_for
 from .vocabulary import SYNTAXES, ReadingPolicy, Syntax, reading_policy
 
@@ -188,7 +189,7 @@ class Checker:
             outcome = outcomes[credited]
             proof, bound = self._exact(expr, canon[credited], deadline, transpose=False)
             if proof is False and self._refuted is not None:
-                return self._refuted_result(outcome, self._refuted, deadline, base)
+                return self._refuted_result(expr, canon[credited], outcome, self._refuted, deadline, base)
             if proof is False:
                 raise InternalError(
                     f"the exact check refutes an answer the numeric check accepts for {self.target}:"
@@ -373,24 +374,58 @@ class Checker:
         bound = (degree / PRIME) ** self.settings.exact_points
         return True, bound
 
-    def _refuted_result(self, outcome: Outcome, pattern: int, deadline: Deadline, base: dict) -> CheckResult:
-        """A relu answer right at every sample point but, by the exact check, wrong in another activation region."""
-        H = self.model.hidden_size
-        units = [(b, f"a_{b // H + 1}" + (f"[{b % H}]" if H > 1 else "")) for b in range(self.model.steps * H)]
+    def _refuted_result(
+        self, expr: Expr, reading: Mode, outcome: Outcome, pattern: int, deadline: Deadline, base: dict
+    ) -> CheckResult:
+        """A relu answer right at every sample point but, by the exact check, wrong in another activation region.
+
+        The region is the pattern :func:`~bptt_check.exact.refuting_pattern` finds; a float point drawn in
+        it (:func:`~bptt_check.sampling.region_point`) must show the difference, else the two checks
+        contradict each other (an internal error).
+        """
+        s = self.settings
+        H, T = self.model.hidden_size, self.model.steps
+        units = [(b, f"a_{b // H + 1}" + (f"[{b % H}]" if H > 1 else "")) for b in range(T * H)]
         on = [name for b, name in units if pattern >> b & 1]
         off = [name for b, name in units if not pattern >> b & 1]
         few, sign, rest = (off, "negative", "positive") if len(off) <= len(on) else (on, "positive", "negative")
         where = f"where {', '.join(few)} {'is' if len(few) == 1 else 'are'} {sign}" + (
             f" and every other pre-activation {rest}" if len(few) < len(units) else ""
         )
-        region = f"{where} (an activation region none of the {self.settings.points} sample points is in)"
+        region = f"{where} (an activation region none of the {s.points} sample points is in)"
+        active = np.array([[bool(pattern >> (t * H + j) & 1) for j in range(H)] for t in range(T)])
+        leaves = region_point(self.model, active, s.seed)
+        cx = None
+        if leaves is not None:
+            backend, g, g_jax = self.truth.at_point(leaves, self.target)
+            value = evaluate(expr, backend, reading, deadline)
+            err = np.abs(value - g)
+            ratio = np.where(np.isfinite(err), err / (s.atol + s.rtol * np.abs(g)), np.inf)
+            idx = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+            if not ratio[idx] > 1:
+                raise InternalError(
+                    f"the exact check refutes an answer for {self.target} {where}, but a point there agrees",
+                    hint="this is a bug in bptt_check's canonicalisation; please report it",
+                )
+            cx = Counterexample(
+                point_index=s.points,
+                entry=tuple(int(i) for i in idx[1:]),
+                answer=float(value[idx]),
+                sympy=float(g[idx]),
+                jax=float(g_jax[idx]),
+                tolerance=s.atol + s.rtol * abs(float(g[idx])),
+                point=describe_point(leaves, 0),
+            )
         evidence = dataclasses.replace(
-            self._evidence(outcome, None, None, deadline), exact=f"refuted: the answer differs from the truth {region}"
+            self._evidence(outcome, None, None, deadline),
+            exact=f"refuted: the answer differs from the truth {region}"
+            + ("; the counterexample is an extra point in that region" if cx else ""),
         )
         return CheckResult(
             verdict="not_equivalent",
             score=0.0,
             message=f"the answer is not {self.target}: it differs from the truth {region}",
+            counterexample=cx,
             evidence=evidence,
             **base,
         )

@@ -284,6 +284,30 @@ def relu_pattern(model: RNN, index: int, n: int) -> np.ndarray | None:
     return bits % (n - 1) != (index - 1) % (n - 1)
 
 
+def region_point(model: RNN, active: np.ndarray, seed: int) -> dict[Ref, np.ndarray] | None:
+    """One point (P = 1) of a relu model whose pre-activations have exactly the signs ``active``.
+
+    ``active`` is (T, H) booleans (True: a_t[j] > 0). Every |a_t[j]| keeps a
+    margin from the kink (:data:`RELU_MARGIN`, else the fallback margins); None
+    when no draw of :data:`RELU_PATTERN_DRAWS` per margin reaches the pattern.
+    Targets are soft (cross-entropy) or normal (squared error), as in :func:`sample_points`.
+    """
+    rng = np.random.default_rng(seed)
+    row = model.replace(convention="row")
+    for margin in _RELU_MARGINS:
+        for _ in range(RELU_PATTERN_DRAWS):
+            point = _draw(row, rng)
+            _unsaturate(row, point)
+            values = _arrange_relu(row, rng, point, 1, margin, np.asarray(active, dtype=bool))
+            if values is None:
+                continue
+            _draw_targets(row, rng, point, values, onehot=False)
+            order = row.leaves() + ((Ref("h", 0),) if model.h0 == "zeros" else ())
+            stacked = {ref: point[ref][None] for ref in order}
+            return _transpose_all(stacked) if model.column else stacked
+    return None
+
+
 def _sample_one(
     model: RNN,
     rng: np.random.Generator,

@@ -190,6 +190,27 @@ class Truth:
         agree = self.agreement(target.of, target.wrt)
         return self._shape_gradient(s, target), self._shape_gradient(j, target), agree
 
+    def at_point(self, leaves: dict[Ref, np.ndarray], target: Target) -> tuple[FloatBackend, np.ndarray, np.ndarray]:
+        """A float backend at other points ``leaves``, and the target there from sympy and from jax (cross-checked)."""
+        values = self.symbolic.forward_values(leaves)
+
+        def partial(num: Ref, den: Ref, reading: Reading) -> np.ndarray:
+            return self.symbolic.partial(num, den, reading).evaluate(values)
+
+        if target.wrt is None:
+            s = _select(values[target.of], target)
+            j = _select(np.asarray(self.numeric.forward(leaves)[target.of]), target)
+        else:
+            s = self._shape_gradient(partial(target.of, target.wrt, "total"), target)
+            j = self._shape_gradient(np.asarray(self.numeric.partial(target.of, target.wrt, leaves, "total")), target)
+        diff = relative_difference(s, j) if s.shape == j.shape else float("inf")
+        if not diff <= TRUTHS_RTOL:
+            raise InternalError(
+                f"the truths disagree on {target} at an extra point: relative difference {diff:.3g}",
+                hint="this is a bug in bptt_check; please report it with the model and target",
+            )
+        return FloatBackend(values, partial, self.model), s, j
+
     def target_exact(self, target: Target) -> np.ndarray:
         self._require_exact()
         if target.wrt is None:

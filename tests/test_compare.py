@@ -300,6 +300,10 @@ def test_a_region_no_sample_point_reaches_is_named():
     assert result.verdict == "not_equivalent"
     assert "a_1 is negative and every other pre-activation positive" in result.message
     assert result.evidence is not None and result.evidence.exact.startswith("refuted")
+    cx = result.counterexample  # a float point drawn in that region shows it
+    assert cx is not None and abs(cx.answer - cx.sympy) > cx.tolerance and cx.sympy == pytest.approx(cx.jax)
+    p = {k: np.array(v) for k, v in cx.point.items()}
+    assert (p["x_1"] @ p["W_xh"] + p["h_0"] @ p["W_hh"]).item() < 0  # a_1 < 0 there
 
 
 def _drop_step_sites(expr):

@@ -17,6 +17,7 @@ from bptt_check.sampling import (
     W_HH_ASYMMETRY,
     describe_point,
     numpy_forward,
+    region_point,
     relu_pattern,
     sample_points,
 )
@@ -346,6 +347,16 @@ def test_relu_points_reach_their_activation_patterns(inputs, steps, hidden, loss
         assert np.array_equal(a[i] > 0, relu_pattern(model, i, 5)), i
     assert every_unit_in_both_states(model, values)
     assert (a[1:] < 0).sum(axis=(1, 2)).max() == 1  # each point one inactive unit at most
+
+
+@pytest.mark.parametrize("convention", ["row", "column"])
+def test_a_region_point_has_the_asked_signs(convention):
+    model = RNN(steps=4, input_size=2, hidden_size=2, activation="relu", convention=convention, h0="zeros")
+    active = np.array([[False, True], [True, False], [False, False], [True, True]])
+    leaves = region_point(model, active, seed=3)
+    assert leaves is not None and leaves[Ref("x", 1)].shape[0] == 1
+    a = pre_activations(model, numpy_forward(model, leaves))[0]
+    assert np.array_equal(a > 0, active) and np.abs(a).min() >= RELU_MARGIN
 
 
 def test_relu_patterns_cover_both_states():
