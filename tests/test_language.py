@@ -1023,15 +1023,23 @@ def _twins(model: RNN):  # type: ignore[no-untyped-def]
             p1, l1 = draw(expr((p, q), sub))
             return f"sum({p1})", rf"\operatorname{{sum}}\left({l1}\right)"
         if kind == "apply":
-            # Grouped: a postfix operator after h_1(u) makes it a product unless u feeds h_1.
+            # a node function applies to brackets that hold what its input is computed from; grouped,
+            # since a postfix operator after h_1(u) may make it a product
             t = draw(st.integers(1, model.steps))
-            if c == H and draw(st.booleans()):
-                p1, l1 = draw(expr((1, H), sub))
-                return group(draw, f"h_{t}({p1})", rf"h_{{{t}}}\left({l1}\right)")
-            if c == O:
-                p1, l1 = draw(expr((1, O), sub))
+            k = draw(st.integers(1, 3))
+            if c == O and (c != H or draw(st.booleans())):
+                p1, l1 = draw(st.sampled_from([
+                    (f"z_{t}", f"z_{{{t}}}"),
+                    (f"{k} * (h_{t} @ W_hy)", rf"{k} \cdot (h_{{{t}}} \cdot W_{{hy}})"),
+                ]))
                 return group(draw, f"yhat_{t}({p1})", rf"\hat{{y}}_{{{t}}}\left({l1}\right)")
-            p1, l1 = draw(expr((1, H), sub))
+            p1, l1 = draw(st.sampled_from([
+                (f"a_{t}", f"a_{{{t}}}"),
+                (f"x_{t} @ W_xh + h_{t - 1} @ W_hh", rf"x_{{{t}}} W_{{xh}} + h_{{{t - 1}}} \cdot W_{{hh}}"),
+                (f"{k} * (h_{t - 1} @ W_hh)", rf"{k} (h_{{{t - 1}}} W_{{hh}})"),
+            ]))
+            if draw(st.booleans()):
+                return group(draw, f"h_{t}({p1})", rf"h_{{{t}}}\left({l1}\right)")
             return group(draw, f"h_{t}({p1})", rf"h_{{{t}}}({l1})")
         if kind == "softmax":
             p1, l1 = draw(expr(shape, sub))
@@ -1359,8 +1367,9 @@ def test_a_node_name_before_brackets_is_a_product_when_nothing_in_them_feeds_the
     outer = parse(r"h_2 (\hat{y}_2 - y_2)^\top", col).expr
     assert to_plain(outer) == "h_2 @ (yhat_2 - y_2).T" and outer.shape == (2, 2)
     assert to_plain(parse("h_2(W_xh @ x_2 + W_hh @ h_1)", col).expr) == "h_2(W_xh @ x_2 + W_hh @ h_1)"
-    # nothing feeds a_2 here either, but a product would have no shape: still the node function
-    assert to_plain(parse("h_2(y_2)", col).expr) == "h_2(y_2)"
+    # nothing feeds a_2 here either, and a product would have no shape: neither reading, an error
+    with pytest.raises(ShapeError, match=r"h_2\(…\) is neither tanh applied nor a product: its brackets hold y_2"):
+        parse("h_2(y_2)", col)
     assert to_plain(parse("t_1(x_1 W_xh + h_0 W_hh)", RNN(), notation="seed").expr) == "h_1(x_1 @ W_xh + h_0 @ W_hh)"
 
 

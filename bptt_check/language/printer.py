@@ -21,8 +21,8 @@ Choices that keep the round trip exact:
   would chain them), and a product's left operand that ends in a partial is
   parenthesized when a partial follows (``(x * dL/dh_1) * dh_1/dW`` is not
   the chain ``x * (dL/dh_1 * dh_1/dW)``);
-* a node function applied to an argument that does not feed the node is
-  parenthesized before a postfix operator: ``(yhat_1(ones(1, 2)))[0,0]``,
+* a node function applied to an argument that does not hold what the node's input is
+  computed from (not a parser's tree: code builds such) is parenthesized before a postfix operator: ``(yhat_1(ones(1, 2)))[0,0]``,
   since ``yhat_1(ones(1, 2))[0,0]`` reads as the product ``yhat_1 · ones(1, 2)[0,0]``;
 * numbers print as exact decimals (``0.5``), in scientific notation when long.
 """
@@ -33,7 +33,7 @@ from fractions import Fraction
 
 from ..model import Ref
 from .ast import Apply, Binary, Call, Chain, Element, Expr, Name, Neg, Number, Partial, Power, Transpose, postorder
-from .resolve import _feeds
+from .resolve import _holds_input
 
 _ADD, _MUL, _UNARY, _POW, _POSTFIX, _ATOM = range(1, 7)
 
@@ -214,9 +214,9 @@ class _Printer:
     def postfix_base(self, e: Expr) -> str:
         if isinstance(e, (Partial, Chain)):
             return self.paren(self.expr(e))
-        if isinstance(e, Apply) and not _feeds(e.node.family, e.arg):
+        if isinstance(e, Apply) and _holds_input(e.node, e.arg) is not None:
             # yhat_1(ones(1, 2))[0,0] reads as the product yhat_1 · ones(1, 2)[0,0]: the parser takes
-            # name(arg) followed by postfix operators as a node function only when arg feeds the node.
+            # name(arg) as a node function only when arg holds what the node's input is computed from.
             return self.paren(self.expr(e))
         return self.wrap(e, _POSTFIX)
 

@@ -59,30 +59,53 @@ _NODE_INPUT = {"h": "a", "yhat": "z", "L": "yhat"}
 """The node whose shape a node function's argument must have: h_t = tanh(a_t), yhat_t = softmax(z_t), L_t = CE(yhat_t)."""
 
 
-_FEEDS = {
-    "h": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a"}),
-    "yhat": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a", "W_hy", "b_y", "z"}),
-    "L": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a", "W_hy", "b_y", "z", "yhat"}),
-}
-"""The families a node's pre-activation is computed from (h_t's from x, W_xh, W_hh, b_h, h_{t-1}, a_t, …)."""
+def _computed_from(node: Ref, ref: Ref) -> bool:
+    """Whether node ``node``'s value is computed from ``ref`` (``ref`` comes before it in the forward pass).
 
-
-def _feeds(family: str, expr: Expr) -> bool:
-    """Whether ``expr`` mentions a value the node's pre-activation is computed from.
-
-    ``h_2(x_2 @ W_xh + h_1 @ W_hh)`` applies tanh, but ``h_2 (yhat_2 - y_2).T``
-    (a column-convention outer product, when the shapes would allow both) is a
-    product: nothing in ``yhat_2 - y_2`` feeds a_2.
+    h_t is computed from x_k (k ≤ t), a_k (k ≤ t), h_k (k < t), W_xh, W_hh, b_h; yhat_t from
+    those, h_t, z_t, W_hy, b_y; L_t from those, yhat_t and y_t.
     """
+    t, s = node.step, ref.step
+    assert t is not None
+    family = ref.family
+    if family in ("W_xh", "W_hh", "b_h"):
+        return True
+    if family in ("x", "a"):
+        return s is not None and s <= t
+    if family == "h":
+        return s is not None and (s < t or (s == t and node.family != "h"))
+    if family in ("W_hy", "b_y"):
+        return node.family != "h"
+    if family == "z":
+        return node.family != "h" and s == t
+    if family == "yhat":
+        return node.family == "L" and s == t
+    if family == "y":
+        return node.family == "L" and s == t
+    return False
+
+
+def _holds_input(node: Ref, expr: Expr) -> str | None:
+    """Why the brackets of ``node(expr)`` do not hold what the node's input is computed from, or None when
+    they do: at least one value the node is computed from, and nothing else (no other value, no partial).
+
+    ``t_1(x_1 W_xh + h_0 W_hh)`` holds h_1's pre-activation; ``h_1 (1 - h_1)`` holds h_1 itself,
+    ``h_2 (yhat_2 - y_2)^T`` values computed from h_2 and a target.
+    """
+    found = False
     stack = [expr]
     while stack:
         e = stack.pop()
-        if isinstance(e, (Name, Apply)) and (e.ref if isinstance(e, Name) else e.node).family in _FEEDS[family]:
-            return True
-        if isinstance(e, Call) and e.func == "softmax" and family == "L":
-            return True
+        if isinstance(e, (Partial, Chain)):
+            return "a partial"
+        if isinstance(e, (Name, Apply)):
+            ref = e.ref if isinstance(e, Name) else e.node
+            if not _computed_from(node, ref):
+                return str(ref) + (" itself" if ref == node else "")
+            found = True
+            continue  # what an applied node holds was judged when it was read
         stack.extend(children(e))
-    return False
+    return None if found else "no value it is computed from"
 
 
 def _can_multiply(a: Sequence[int], b: Sequence[int]) -> bool:
@@ -92,6 +115,26 @@ def _can_multiply(a: Sequence[int], b: Sequence[int]) -> bool:
 
 def fmt_shape(shape: Sequence[int]) -> str:
     return "×".join(map(str, shape)) if shape else "scalar"
+
+
+@dataclass(frozen=True, slots=True)
+class Ambiguity:
+    """A node name before brackets that reads both as its function applied and as a product."""
+
+    position: int
+    text: str
+    """The name and its brackets as written (spaces collapsed)."""
+    node: str
+    func: str
+    applied: bool
+    """The rule's reading: the function applied (True) or the product."""
+
+    def reading(self, applied: bool) -> str:
+        """The reading, in words: "h_1(…) as sigmoid applied" or "… as the product h_1 · (…)"."""
+        shown = self.text if len(self.text) <= 40 else self.text[:37] + "…"
+        if applied:
+            return f"{shown} as {self.func} applied to its brackets ({self.node} = {self.func}(…))"
+        return f"{shown} as the product {self.node} · (…)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +198,7 @@ class Resolver:
         text: str,
         latex: bool,
         payloads: dict[tuple[str, int], object],
+        flip: frozenset[int] = frozenset(),
     ) -> None:
         self.model = model
         self.names = names
@@ -163,6 +207,10 @@ class Resolver:
         self.payloads = payloads
         self.env: dict[str, int] = {}
         self._shapes: dict[Ref, tuple[int, int]] = {}
+        self.flip: frozenset[int] = flip
+        self.ambiguous: list[Ambiguity] = []
+        """Node names before brackets that read both ways (in text order), with the rule's reading."""
+        self._ambiguous_seen: set[int] = set()
         self.count = 0
         self.depth = 0
 
@@ -842,21 +890,56 @@ class Resolver:
     def _name_call(self, node: RawTree, ops: Sequence[RawTree] = ()) -> tuple[_R, _R, _R | None]:
         """``name(arg)``: (name, argument, the Apply when it is a node function applied).
 
-        A node function when the argument has the node's input shape and either
-        mentions what that input is computed from or cannot be a product's right
-        factor (with the postfix ``ops`` that would then belong to it).
+        The rule (see the language README): the node's function is applied when the brackets have the
+        shape of the node's input and hold what that input is computed from (``t_1(x_1 W_xh + h_0
+        W_hh)``); otherwise it is a product (``h_1 (1 - h_1)``). When only one reading has a shape, that
+        one (and an application whose brackets hold something else is refused). When both have a
+        shape, the rule's reading is taken and the other is recorded (:attr:`Resolver.ambiguous`), so
+        that a checker can try both; ``flip`` (the brackets' positions) takes the other reading.
         """
         tok, open_, inner, close = _kids(node)
         name_r = self._name_r(tok)
         arg = self._r(inner)
         arg = _R(arg.expr, _start(open_), _end(close), arg.links)
         expected = self._node_input_shape(name_r.expr)
-        if expected is not None and isinstance(name_r.expr, Name):
-            arg = self._ordinary(arg)
-            ref = name_r.expr.ref
-            if arg.shape == expected and (_feeds(ref.family, arg.expr) or not self._product_fits(name_r, arg, ops)):
-                applied = self._node(Apply, ref, arg.expr, self._shape(ref))
-                return name_r, arg, _R(applied, name_r.start, _end(close))
+        if expected is None or not isinstance(name_r.expr, Name) or arg.shape != expected:
+            return name_r, arg, None
+        arg = self._ordinary(arg)
+        ref = name_r.expr.ref
+        why_not = _holds_input(ref, arg.expr)
+        fits = self._product_fits(name_r, arg, ops)
+        apply = why_not is None
+        if fits:
+            key = _start(open_)
+            if key not in self._ambiguous_seen:
+                self._ambiguous_seen.add(key)
+                self.ambiguous.append(
+                    Ambiguity(
+                        name_r.start,
+                        " ".join(self.text[name_r.start : _end(close)].split()),
+                        str(ref),
+                        self.model.node_function(ref.family).replace("_", "-"),
+                        apply,
+                    )
+                )
+            if key in self.flip:
+                apply = not apply
+        elif not apply:
+            spelled = " ".join(self.text[name_r.start : name_r.end].split())
+            func = self.model.node_function(ref.family).replace("_", "-")
+            raise ShapeError(
+                f"{spelled}(…) is neither {func} applied nor a product: its brackets hold {why_not}, not what "
+                f"{ref}'s input {_NODE_INPUT[ref.family]}_{ref.step} is computed from, and "
+                f"{fmt_shape(name_r.shape)} · {fmt_shape(arg.shape)} has no shape",
+                text=self.text,
+                position=_start(open_),
+                hint=(r"for the elementwise product write \odot" if self.latex else "for the elementwise product write *")
+                + f"; to apply {func}, write it: "
+                + (f"\\{func}(…)" if self.latex and func in ("tanh", "sigmoid") else f"{func}(…)"),
+            )
+        if apply:
+            applied = self._node(Apply, ref, arg.expr, self._shape(ref))
+            return name_r, arg, _R(applied, name_r.start, _end(close))
         return name_r, arg, None
 
     def _product_fits(self, name_r: _R, arg: _R, ops: Sequence[RawTree]) -> bool:
