@@ -150,7 +150,28 @@ class Checker:
             expr = self._answer_expr(parsed)
         except ExpressionError as err:
             return self.invalid(text, err)
-        return self.check_expr(expr, text=text)
+        result = self.check_expr(expr, text=text)
+        if parsed.other is not None:
+            result = self._other_reading(parsed, parsed.other, result, text)
+        return result
+
+    def _other_reading(self, parsed: Parsed, other: Parsed, first: CheckResult, text: str) -> CheckResult:
+        """Node names before brackets that read both ways: the language's rule decides first; when that
+        reading is not right, the other is checked too, and the result says which reading it used."""
+        rule = "; ".join(a.reading(a.applied) for a in parsed.ambiguous)
+        flipped = "; ".join(a.reading(not a.applied) for a in parsed.ambiguous)
+        if first.ok:
+            note = f"read {rule} (as written it could also be read {flipped}; what the brackets hold decides)"
+            return dataclasses.replace(first, notes=first.notes + (note,))
+        try:
+            second: CheckResult | None = self.check_expr(self._answer_expr(other), text=text)
+        except ExpressionError:
+            second = None
+        if second is not None and second.ok:
+            note = f"read {flipped}: the other reading of what is written, as {rule} it is not right"
+            return dataclasses.replace(second, notes=second.notes + (note,))
+        note = f"read {rule}; also checked {flipped}: not right either"
+        return dataclasses.replace(first, notes=first.notes + (note,))
 
     def invalid(self, text: str, err: BpttCheckError) -> CheckResult:
         """The ``invalid`` result of an answer the error stopped; its diagnosis code is ``err.code``."""

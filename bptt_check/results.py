@@ -186,6 +186,8 @@ class CheckResult:
     evidence: Evidence = field(default_factory=Evidence)
     caret: str = ""
     model: str = ""
+    notes: tuple[str, ...] = ()
+    """How the answer was read where the text allows two readings (a node name before brackets)."""
 
     @property
     def ok(self) -> bool:
@@ -203,6 +205,8 @@ class CheckResult:
             lines.append(f"  diagnosis {d.code}: {d.message}")
         for message in reading_lines(self.readings):
             lines.append(f"  reading: {message}")
+        for note in self.notes:
+            lines.append(f"  note:    {note}")
         if self.counterexample is not None:
             lines += ["  " + line for line in str(self.counterexample).splitlines()]
         lines += ["  " + line for line in self.evidence.lines()]
@@ -224,6 +228,8 @@ class CheckResult:
         }
         if self.readings:
             out["readings"] = [r.to_dict() for r in self.readings]
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
 

@@ -378,3 +378,36 @@ def test_the_whole_parameter_in_place_of_its_copy_counts_earlier_steps_again():
     result = check(whole, "dL/dW_hh", model=GOODFELLOW, notation=Notation.TEXTBOOK)
     assert result.verdict == "not_equivalent" and result.diagnoses[0].code == "wrong_reading"
     assert check(whole, "dL/dW_hh", model=GOODFELLOW, notation=Notation.TEXTBOOK, reading="either").ok
+
+# ---------------------------------------------------------------------------
+# A node name before brackets: the rule's reading, the other one checked too, and a note
+# ---------------------------------------------------------------------------
+
+SIG1 = RNN(input_size=1, hidden_size=1, output_size=2, activation="sigmoid", loss_at="last")
+TANH1 = RNN(input_size=1, hidden_size=1, output_size=2, loss_at="last")
+
+
+def test_the_sigmoid_derivative_by_juxtaposition_is_equivalent_with_a_note() -> None:
+    result = check("dL/dh_1 h_1 (1 - h_1)", "dL/da_1", model=SIG1)
+    assert result.verdict == "equivalent", str(result)
+    assert result.notes and result.notes[0].startswith("read h_1 (1 - h_1) as the product h_1 · (…)")
+    assert "note:    read h_1 (1 - h_1) as the product" in str(result)
+    assert result.to_dict()["notes"] == list(result.notes)
+    result = check("h_0 (1 - h_1**2) dL/dh_1 + h_1 (1 - h_2**2) dL/dh_2", "dL/dW_hh", model=TANH1)
+    assert result.verdict == "equivalent", str(result)
+
+
+def test_the_other_reading_earns_the_verdict_when_the_rule_s_is_wrong_and_says_so() -> None:
+    # h_2 (W_hh) holds a value h_2 is computed from, so the rule reads sigmoid(W_hh); the product is right
+    result = check("dL/dh_2 (1 - h_2) h_2 (W_hh)", "dL/dh_1", model=SIG1)
+    assert result.verdict == "equivalent", str(result)
+    assert result.notes == ("read h_2 (W_hh) as the product h_2 · (…): the other reading of what is written,"
+                            " as h_2 (W_hh) as sigmoid(…) it is not right",)
+    # neither reading right: the rule's verdict, and the note says both were tried
+    wrong = check("h_1 (1 - h_2**2) dL/dh_2", "dL/da_1", model=TANH1)
+    assert wrong.verdict == "not_equivalent"
+    assert wrong.notes == ("read h_1 (1 - h_2**2) as the product h_1 · (…); also checked h_1 (1 - h_2**2) as tanh(…):"
+                           " not right either",)
+    # the rule's reading right: no second check, the note names the reading
+    right = check("h_2(h_1 W_hh + x_2 W_xh)", "h_2", model=TANH1)
+    assert right.verdict == "equivalent" and right.notes[0].startswith("read h_2(h_1 W_hh + x_2 W_xh) as tanh(…)")

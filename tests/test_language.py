@@ -1457,3 +1457,50 @@ def test_spellings_check_equivalent(answer: str, target: str, model: RNN) -> Non
 
     result = check(answer, target, model=model)
     assert result.verdict == "equivalent", str(result)
+
+
+# ---------------------------------------------------------------------------
+# Node-function application: what the brackets hold decides
+# ---------------------------------------------------------------------------
+
+SCALAR = RNN(input_size=1, hidden_size=1, output_size=2, activation="sigmoid", loss_at="last")
+
+
+def test_brackets_holding_the_node_itself_or_later_values_are_a_product() -> None:
+    parsed = parse("h_1 (1 - h_1)", SCALAR)
+    assert parsed.expr == parse("h_1 @ (1 - h_1)", SCALAR).expr
+    assert [(a.text, a.applied) for a in parsed.ambiguous] == [("h_1 (1 - h_1)", False)]
+    assert parsed.other is not None and isinstance(parsed.other.expr, Apply)  # the other reading, for the checker
+    assert parse("h_1 (1 - h_2**2) dL/dh_2", SCALAR).expr == parse("h_1 @ (1 - h_2**2) @ dL/dh_2", SCALAR).expr
+    # a partial, a target, a later step or nothing the node is computed from: a product
+    for text in ("h_1 (dL/dh_1)", "h_1 (y_1 W_hh)", "h_1 (x_2 W_xh)", "h_1 (2)", "h_1 (h_1 + x_1 W_xh)"):
+        assert not isinstance(parse(text, SCALAR).expr, Apply), text
+    # neither reading: not the softmax's input, and 1×2 · 1×2 has no shape
+    with pytest.raises(ShapeError, match=r"yhat_1\(…\) is neither softmax applied nor a product: its brackets hold y"):
+        parse("yhat_1 (yhat_1 - y_1)", SCALAR)
+
+
+def test_brackets_holding_what_the_input_is_computed_from_apply_the_function() -> None:
+    for text, node in [
+        ("h_1(x_1 @ W_xh + h_0 @ W_hh)", "h_1"),
+        ("h_2(a_2)", "h_2"),
+        ("h_2(x_1 W_xh)", "h_2"),  # an earlier input: applied (and then a wrong answer, not a product)
+        ("yhat_1(h_1 @ W_hy)", "yhat_1"),
+        ("L_1(yhat_1)", "L_1"),
+    ]:
+        parsed = parse(text, SCALAR)
+        assert isinstance(parsed.expr, Apply) and str(parsed.expr.node) == node, text
+    parsed = parse("h_1(x_1 @ W_xh + h_0 @ W_hh)", SCALAR)
+    assert [(a.text, a.applied) for a in parsed.ambiguous] == [("h_1(x_1 @ W_xh + h_0 @ W_hh)", True)]
+    assert parsed.other is not None and parsed.other.expr == parse("h_1 @ (x_1 @ W_xh + h_0 @ W_hh)", SCALAR).expr
+    # only the application has a shape (H = 2), and the seed's nested form: no ambiguity
+    seed = parse(r"c_2(s_2(t_1(x_1 W_{xh} + h_0 W_{hh}) W_{hh} + x_2 W_{xh}) W_{hy})", M, notation=SEED)
+    assert seed.other is None and seed.ambiguous == ()
+
+
+def test_a_sum_flips_every_step_of_an_ambiguous_bracket_together() -> None:
+    parsed = parse("sum_t h_t (1 - h_t) @ dL/dh_t", SCALAR)
+    assert len(parsed.ambiguous) == 1 and parsed.other is not None
+    assert [str(e.node) for e in walk(parsed.other.expr) if isinstance(e, Apply)] == ["h_1", "h_2"]
+    # a scalar node before a vector: the product has another shape than the node, so only the rule reads it
+    assert parse("L_1 (yhat_1)", SCALAR).other is None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ..errors import ConfigError, ParseError
+from ..errors import ConfigError, ExpressionError, ParseError
 from ..model import RNN, Target
 from .ast import (
     FUNCTIONS,
@@ -97,7 +97,19 @@ def _run(text: str, model: RNN, notation: Notation | str | None, syntax: str, al
     raw = parse_raw(text, chosen, names)
     resolver = Resolver(model, names, text, chosen == "latex", raw.payloads)
     expr, lhs = resolver.top(raw.tree, allow_tensor=allow_tensor)
-    return Parsed(expr=expr, lhs=lhs, syntax=chosen, text=text)
+    if not resolver.ambiguous:
+        return Parsed(expr=expr, lhs=lhs, syntax=chosen, text=text)
+    # Each node name before brackets that reads both ways, read the other way (SPEC: check both).
+    ambiguous = tuple(resolver.ambiguous)
+    flip = frozenset(a.bracket for a in ambiguous)
+    other = None
+    try:
+        again = Resolver(model, names, text, chosen == "latex", raw.payloads, flip=flip)
+        other_expr, other_lhs = again.top(raw.tree, allow_tensor=allow_tensor)
+        other = Parsed(expr=other_expr, lhs=other_lhs, syntax=chosen, text=text)
+    except ExpressionError:
+        pass  # the other reading breaks elsewhere (a shape further out): only the rule's reading stands
+    return Parsed(expr=expr, lhs=lhs, syntax=chosen, text=text, ambiguous=ambiguous if other else (), other=other)
 
 
 def parse(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from ..model import Ref
 
@@ -203,6 +203,11 @@ class Parsed:
     lhs: Expr | None = None
     syntax: Literal["plain", "latex"] = "plain"
     text: str = field(default="", compare=False)
+    ambiguous: tuple[Any, ...] = field(default=(), compare=False)
+    """Node names before brackets that read both as the node's function applied and as a product
+    (:class:`~bptt_check.language.resolve.Ambiguity`, each with the reading the rule took)."""
+    other: "Parsed | None" = field(default=None, compare=False)
+    """The same text with each of those read the other way (None when there are none)."""
 
     @property
     def partials(self) -> tuple[Partial, ...]:

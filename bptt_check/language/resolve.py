@@ -122,6 +122,8 @@ class Ambiguity:
     """A node name before brackets that reads both as its function applied and as a product."""
 
     position: int
+    bracket: int
+    """Where its opening bracket is (the key :attr:`Resolver.flip` uses)."""
     text: str
     """The name and its brackets as written (spaces collapsed)."""
     node: str
@@ -130,11 +132,9 @@ class Ambiguity:
     """The rule's reading: the function applied (True) or the product."""
 
     def reading(self, applied: bool) -> str:
-        """The reading, in words: "h_1(…) as sigmoid applied" or "… as the product h_1 · (…)"."""
+        """The reading, in words: ``h_1 (1 - h_1) as sigmoid(…)`` or ``… as the product h_1 · (…)``."""
         shown = self.text if len(self.text) <= 40 else self.text[:37] + "…"
-        if applied:
-            return f"{shown} as {self.func} applied to its brackets ({self.node} = {self.func}(…))"
-        return f"{shown} as the product {self.node} · (…)"
+        return f"{shown} as {self.func}(…)" if applied else f"{shown} as the product {self.node} · (…)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -894,7 +894,7 @@ class Resolver:
         shape of the node's input and hold what that input is computed from (``t_1(x_1 W_xh + h_0
         W_hh)``); otherwise it is a product (``h_1 (1 - h_1)``). When only one reading has a shape, that
         one (and an application whose brackets hold something else is refused). When both have a
-        shape, the rule's reading is taken and the other is recorded (:attr:`Resolver.ambiguous`), so
+        shape, and the same one, the rule's reading is taken and the other is recorded (:attr:`Resolver.ambiguous`), so
         that a checker can try both; ``flip`` (the brackets' positions) takes the other reading.
         """
         tok, open_, inner, close = _kids(node)
@@ -907,15 +907,17 @@ class Resolver:
         arg = self._ordinary(arg)
         ref = name_r.expr.ref
         why_not = _holds_input(ref, arg.expr)
-        fits = self._product_fits(name_r, arg, ops)
+        product = self._product_shape(name_r, arg, ops)
+        fits = product is not None
         apply = why_not is None
-        if fits:
+        if fits and product == self._applied_shape(ref, arg, ops):
             key = _start(open_)
             if key not in self._ambiguous_seen:
                 self._ambiguous_seen.add(key)
                 self.ambiguous.append(
                     Ambiguity(
                         name_r.start,
+                        key,
                         " ".join(self.text[name_r.start : _end(close)].split()),
                         str(ref),
                         self.model.node_function(ref.family).replace("_", "-"),
@@ -924,7 +926,7 @@ class Resolver:
                 )
             if key in self.flip:
                 apply = not apply
-        elif not apply:
+        elif not fits and not apply:
             spelled = " ".join(self.text[name_r.start : name_r.end].split())
             func = self.model.node_function(ref.family).replace("_", "-")
             raise ShapeError(
@@ -942,13 +944,23 @@ class Resolver:
             return name_r, arg, _R(applied, name_r.start, _end(close))
         return name_r, arg, None
 
-    def _product_fits(self, name_r: _R, arg: _R, ops: Sequence[RawTree]) -> bool:
-        """Whether ``name · (arg)ops`` has a shape."""
+    def _product_shape(self, name_r: _R, arg: _R, ops: Sequence[RawTree]) -> Shape | None:
+        """The shape of ``name · (arg)ops``, or None when it has none."""
         try:
             right = self._apply_ops(arg, list(ops))
         except ExpressionError:
-            return False
-        return _can_multiply(name_r.shape, right.shape)
+            return None
+        a, b = name_r.shape, right.shape
+        if not _can_multiply(a, b):
+            return None
+        return b if tuple(a) == (1, 1) else a if tuple(b) == (1, 1) else (a[0], b[1])
+
+    def _applied_shape(self, ref: Ref, arg: _R, ops: Sequence[RawTree]) -> Shape | None:
+        """The shape of ``node(arg)ops``, or None when it has none."""
+        try:
+            return self._apply_ops(_R(Apply(ref, arg.expr, self._shape(ref)), arg.start, arg.end), list(ops)).shape
+        except ExpressionError:
+            return None
 
     def _node_input_shape(self, expr: Expr) -> Shape | None:
         if not isinstance(expr, Name):
