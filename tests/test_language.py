@@ -1368,7 +1368,7 @@ def test_a_node_name_before_brackets_is_a_product_when_nothing_in_them_feeds_the
     assert to_plain(outer) == "h_2 @ (yhat_2 - y_2).T" and outer.shape == (2, 2)
     assert to_plain(parse("h_2(W_xh @ x_2 + W_hh @ h_1)", col).expr) == "h_2(W_xh @ x_2 + W_hh @ h_1)"
     # nothing feeds a_2 here either, and a product would have no shape: neither reading, an error
-    with pytest.raises(ShapeError, match=r"h_2\(…\) is neither tanh applied nor a product: its brackets hold y_2"):
+    with pytest.raises(ShapeError, match=r"h_2\(…\) is neither tanh applied nor a product: its brackets hold nothing h_2's input is computed from"):
         parse("h_2(y_2)", col)
     assert to_plain(parse("t_1(x_1 W_xh + h_0 W_hh)", RNN(), notation="seed").expr) == "h_1(x_1 @ W_xh + h_0 @ W_hh)"
 
@@ -1472,11 +1472,11 @@ def test_brackets_holding_the_node_itself_or_later_values_are_a_product() -> Non
     assert [(a.text, a.applied) for a in parsed.ambiguous] == [("h_1 (1 - h_1)", False)]
     assert parsed.other is not None and isinstance(parsed.other.expr, Apply)  # the other reading, for the checker
     assert parse("h_1 (1 - h_2**2) dL/dh_2", SCALAR).expr == parse("h_1 @ (1 - h_2**2) @ dL/dh_2", SCALAR).expr
-    # a partial, a target, a later step or nothing the node is computed from: a product
-    for text in ("h_1 (dL/dh_1)", "h_1 (y_1 W_hh)", "h_1 (x_2 W_xh)", "h_1 (2)", "h_1 (h_1 + x_1 W_xh)"):
+    # a partial, a value computed from the node, or nothing its input is computed from: a product
+    for text in ("h_1 (dL/dh_1)", "h_1 (y_1)", "h_1 (2)", "h_1 (h_1 + x_1 W_xh)", "h_1 (a_2)", "h_1 (z_1)"):
         assert not isinstance(parse(text, SCALAR).expr, Apply), text
     # neither reading: not the softmax's input, and 1×2 · 1×2 has no shape
-    with pytest.raises(ShapeError, match=r"yhat_1\(…\) is neither softmax applied nor a product: its brackets hold y"):
+    with pytest.raises(ShapeError, match=r"yhat_1\(…\) is neither softmax applied nor a product: its brackets hold yhat_1 itself"):
         parse("yhat_1 (yhat_1 - y_1)", SCALAR)
 
 
@@ -1484,7 +1484,8 @@ def test_brackets_holding_what_the_input_is_computed_from_apply_the_function() -
     for text, node in [
         ("h_1(x_1 @ W_xh + h_0 @ W_hh)", "h_1"),
         ("h_2(a_2)", "h_2"),
-        ("h_2(x_1 W_xh)", "h_2"),  # an earlier input: applied (and then a wrong answer, not a product)
+        ("h_2(x_1 W_xh)", "h_2"),  # an input of another step: applied (a slip to diagnose, not a product)
+        ("h_1(x_2 W_xh + h_0 W_hh)", "h_1"),
         ("yhat_1(h_1 @ W_hy)", "yhat_1"),
         ("L_1(yhat_1)", "L_1"),
     ]:

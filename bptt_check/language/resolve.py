@@ -59,38 +59,36 @@ _NODE_INPUT = {"h": "a", "yhat": "z", "L": "yhat"}
 """The node whose shape a node function's argument must have: h_t = tanh(a_t), yhat_t = softmax(z_t), L_t = CE(yhat_t)."""
 
 
-def _computed_from(node: Ref, ref: Ref) -> bool:
-    """Whether node ``node``'s value is computed from ``ref`` (``ref`` comes before it in the forward pass).
+_FEEDS = {
+    "h": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a"}),
+    "yhat": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a", "W_hy", "b_y", "z"}),
+    "L": frozenset({"x", "W_xh", "W_hh", "b_h", "h", "a", "W_hy", "b_y", "z", "yhat", "y"}),
+}
+"""The families a node's input is computed from (h_t's a_t from x, W_xh, W_hh, b_h, h_{t-1}, …)."""
 
-    h_t is computed from x_k (k ≤ t), a_k (k ≤ t), h_k (k < t), W_xh, W_hh, b_h; yhat_t from
-    those, h_t, z_t, W_hy, b_y; L_t from those, yhat_t and y_t.
-    """
+
+def _downstream(node: Ref, ref: Ref) -> bool:
+    """Whether ``ref`` is ``node`` itself or computed from it (h_2, a_2, z_1, yhat_1, L_1, L from h_1)."""
+    if ref == node or ref.family == "L" and ref.step is None:
+        return True
     t, s = node.step, ref.step
     assert t is not None
-    family = ref.family
-    if family in ("W_xh", "W_hh", "b_h"):
-        return True
-    if family in ("x", "a"):
-        return s is not None and s <= t
-    if family == "h":
-        return s is not None and (s < t or (s == t and node.family != "h"))
-    if family in ("W_hy", "b_y"):
-        return node.family != "h"
-    if family == "z":
-        return node.family != "h" and s == t
-    if family == "yhat":
-        return node.family == "L" and s == t
-    if family == "y":
-        return node.family == "L" and s == t
+    if s is None:
+        return False
+    if node.family == "h":
+        return (ref.family in ("h", "a") and s > t) or (ref.family in ("z", "yhat", "L") and s >= t)
+    if node.family == "yhat":
+        return ref.family == "L" and s == t
     return False
 
 
 def _holds_input(node: Ref, expr: Expr) -> str | None:
-    """Why the brackets of ``node(expr)`` do not hold what the node's input is computed from, or None when
-    they do: at least one value the node is computed from, and nothing else (no other value, no partial).
+    """Why the brackets of ``node(expr)`` do not hold the node's input, or None when they do: a value of
+    a family the input is computed from (at any step: a wrong step is a slip, still an application) and
+    nothing computed from the node (nor the node itself), no partial.
 
-    ``t_1(x_1 W_xh + h_0 W_hh)`` holds h_1's pre-activation; ``h_1 (1 - h_1)`` holds h_1 itself,
-    ``h_2 (yhat_2 - y_2)^T`` values computed from h_2 and a target.
+    ``t_1(x_1 W_xh + h_0 W_hh)`` holds h_1's input; ``h_1 (1 - h_1)`` holds h_1 itself,
+    ``h_2 (yhat_2 - y_2)^T`` yhat_2, which is computed from h_2.
     """
     found = False
     stack = [expr]
@@ -98,14 +96,17 @@ def _holds_input(node: Ref, expr: Expr) -> str | None:
         e = stack.pop()
         if isinstance(e, (Partial, Chain)):
             return "a partial"
+        if isinstance(e, Call) and e.func == "softmax" and node.family == "L":
+            found = True
         if isinstance(e, (Name, Apply)):
             ref = e.ref if isinstance(e, Name) else e.node
-            if not _computed_from(node, ref):
-                return str(ref) + (" itself" if ref == node else "")
-            found = True
-            continue  # what an applied node holds was judged when it was read
+            if _downstream(node, ref):
+                return f"{ref} itself" if ref == node else f"{ref}, which is computed from {node}"
+            found = found or ref.family in _FEEDS[node.family]
+            if isinstance(e, Apply):
+                continue  # what an applied node holds was judged when it was read
         stack.extend(children(e))
-    return None if found else "no value it is computed from"
+    return None if found else f"nothing {node}'s input is computed from"
 
 
 def _can_multiply(a: Sequence[int], b: Sequence[int]) -> bool:
@@ -930,8 +931,8 @@ class Resolver:
             spelled = " ".join(self.text[name_r.start : name_r.end].split())
             func = self.model.node_function(ref.family).replace("_", "-")
             raise ShapeError(
-                f"{spelled}(…) is neither {func} applied nor a product: its brackets hold {why_not}, not what "
-                f"{ref}'s input {_NODE_INPUT[ref.family]}_{ref.step} is computed from, and "
+                f"{spelled}(…) is neither {func} applied nor a product: its brackets hold {why_not} (so they are "
+                f"not {_NODE_INPUT[ref.family]}_{ref.step}, {ref}'s input), and "
                 f"{fmt_shape(name_r.shape)} · {fmt_shape(arg.shape)} has no shape",
                 text=self.text,
                 position=_start(open_),
