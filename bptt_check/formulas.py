@@ -223,16 +223,41 @@ def _column(e: Expr, model: RNN, memo: Memo | None = None) -> Expr:
     """An expression on the column model whose value is the row expression ``e``'s value, transposed.
 
     ``memo`` (by node identity) keeps a subtree shared by several terms shared
-    in the result, so that the evaluator computes it once.
+    in the result, so that the evaluator computes it once. Children are
+    converted before their parents without recursion (a tree is as deep as a
+    long recursion over the steps).
     """
     if memo is None:
         memo = {}
-    hit = memo.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit[1]
-    out = _column_node(e, model, memo)
-    memo[id(e)] = (e, out)
-    return out
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        hit = memo.get(id(node))
+        if hit is not None and hit[0] is node:
+            stack.pop()
+            continue
+        todo = [k for k in _column_kids(node) if not (id(k) in memo and memo[id(k)][0] is k)]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        memo[id(node)] = (node, _column_node(node, model, memo))
+    return memo[id(e)][1]
+
+
+def _column_kids(e: Expr) -> tuple[Expr, ...]:
+    """The children :func:`_column_node` converts."""
+    if isinstance(e, Binary):
+        return (e.left, e.right)
+    if isinstance(e, (Transpose, Neg, Element)):
+        return (e.operand,)
+    if isinstance(e, Power):
+        return (e.base,)
+    if isinstance(e, Apply):
+        return (e.arg,)
+    if isinstance(e, Call) and e.func != "ones":
+        return tuple(e.args)
+    return ()
 
 
 def _column_node(e: Expr, model: RNN, memo: Memo) -> Expr:
