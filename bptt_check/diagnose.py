@@ -900,11 +900,11 @@ class Diagnoser:
             )
             diagnoses += _listed(
                 flipped, "sign_flip", lambda t: f"has the sign of the term for {t.description} flipped",
-                lambda ts: f"has the signs of {len(ts)} terms flipped ({_paths_summary(ts)})",
+                lambda ts: f"has the signs of {self._group_words(ts)} flipped",
             )
             diagnoses += _listed(
                 doubled, "extra_term", lambda t: f"counts the term for {t.description} more than once",
-                lambda ts: f"counts {len(ts)} terms more than once ({_paths_summary(ts)})",
+                lambda ts: f"counts {self._group_words(ts)} more than once",
             )
         score = max(0.0, (right - wrong_present) / n) if n else 0.0
         return Finding(tuple(diagnoses), score)
@@ -960,6 +960,17 @@ class Diagnoser:
             lambda ts: f"drops the direct terms of {_losses(ts)}",
         )
         return out
+
+    def _group_words(self, terms: list[Term]) -> str:
+        """Many terms named by what they fill: whole steps of the sum over t, whole losses, or a count."""
+        chosen = {(t.loss_step, t.step) for t in terms}
+        steps = sorted({k for _, k in chosen})
+        losses = sorted({s for s, _ in chosen})
+        if chosen == {(t.loss_step, t.step) for t in self.terms if t.step in steps}:
+            return f"the terms of steps {_numbers(steps)} of the sum over t"
+        if chosen == {(t.loss_step, t.step) for t in self.terms if t.loss_step in losses}:
+            return f"the contributions of {_numbers(losses, 'L_')}"
+        return f"{len(terms)} terms ({_paths_summary(terms)})"
 
     def _dropped_paths(self, dropped: list[Term]) -> str:
         """Many recurrent paths dropped: the paths that run back m or more steps (a truncated BPTT), or a count."""

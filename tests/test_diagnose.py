@@ -272,3 +272,74 @@ def test_generated_mistakes_are_diagnosed_with_one_relu_unit(model, data):
     checker = Checker(f"dL/d{wrt}", model=model)
     for v in checker.diagnoser.variants:
         assert checker.check(to_plain(v.expr)).verdict not in ("equivalent", "equivalent_numerically")
+# -- long sequences: the structured fit and the vectorized path values ------------------
+
+LONG = RNN(steps=12)  # 78 paths for a weight: more than half the 20 values of a 2×2 gradient at 5 points
+
+
+@pytest.mark.parametrize(
+    "model",
+    [RNN(steps=4), RNN(steps=4, loss_at="last", convention="column"), RNN(steps=3, activation="relu", biases=True),
+     RNN(steps=3, activation="sigmoid", loss="squared_error", convention="column", input_size=1, hidden_size=3)],
+    ids=lambda m: m.describe(),
+)
+def test_path_values_of_the_backward_pass_are_the_terms_values(model):
+    import numpy as np
+
+    wrts = [Ref("W_hh"), Ref("W_xh"), Ref("h", 0), Ref("h", 2), Ref("x", 1), Ref("a", 2), Ref("W_hy")]
+    if model.biases:
+        wrts.append(Ref("b_h"))
+    for wrt in wrts:
+        d = Checker(f"dL/d{wrt}", model=model).diagnoser
+        every = model.replace(loss_at="all")
+        trees = formulas.terms(every, L_TOTAL, wrt)
+        assert len(trees) == len(d.candidates)
+        seen = 0
+        for idx, vals in d.path_values():
+            for i, v in zip(idx, vals):
+                assert np.allclose(v, d._value(trees[i].expr), rtol=1e-12, atol=1e-14), (wrt, trees[i].description)
+                seen += 1
+        assert seen == len(trees)
+
+
+@pytest.mark.parametrize(
+    "model, answer, code, words",
+    [
+        (LONG, "sum_{t=2}^{T} (h_{t-1}.T @ (dL/dh_t * (1 - h_t**2)))", "missing_term",
+         "misses the term of step 1 of the sum over t"),
+        (LONG, "sum_{t=1}^{T-1} (h_{t-1}.T @ (dL/dh_t * (1 - h_t**2)))", "missing_term",
+         "misses the term of step 12 of the sum over t"),
+        (LONG, "sum_{t=6}^{T} (h_{t-1}.T @ (dL/dh_t * (1 - h_t**2)))", "missing_term",
+         "misses the terms of steps 1 … 5 of the sum over t"),
+        (LONG, "sum_{t=1}^{T} (h_{t-1}.T @ ((yhat_t - y_t) @ W_hy.T * (1 - h_t**2)))", "missing_path",
+         "drops every recurrent path (66 paths)"),
+        (LONG, "sum_{t=1}^{T} (h_{t-1}.T @ (dL_12/dh_t * (1 - h_t**2)))", "missing_term",
+         "misses the contributions of L_1 … L_11, the losses at steps 1 … 11 (it keeps only the loss of step 12)"),
+        (LONG, "-sum_{t=1}^{T} (h_{t-1}.T @ (dL/dh_t * (1 - h_t**2)))", "sign_flip", "opposite sign"),
+        (LONG, "2 * sum_{t=2}^{T} (h_{t-1}.T @ (dL/dh_t * (1 - h_t**2))) + h_0.T @ (dL/dh_1 * (1 - h_1**2))",
+         "extra_term", "counts the terms of steps 2 … 12 of the sum over t more than once"),
+        (RNN(steps=12, loss_at="last"), "sum_{t=1}^{T} (h_t.T @ (yhat_t - y_t))", "extra_term",
+         "adds the terms of L_1 … L_11, which are not part of L"),
+        (LONG, "sum_{t=1}^{T} (h_{t-1}.T @ (dL/dh_t * (1 - h_t)))", "wrong_activation_derivative", "at every step"),
+        (LONG, "sum_{t=1}^{T} (h_t.T @ (dL/dh_t * (1 - h_t**2)))", "off_by_one", ""),
+    ],
+)
+def test_long_sequences_are_diagnosed_by_groups_of_terms(model, answer, code, words):
+    target = "dL/dW_hy" if "yhat_t - y_t))" in answer and "W_hy.T" not in answer else "dL/dW_hh"
+    result = check(answer, target, model=model)
+    assert result.verdict == "not_equivalent", str(result)
+    assert code in codes(result), str(result)
+    assert words in str(result), str(result)
+    assert len(result.diagnoses) <= 3, str(result)
+
+
+def test_truncated_backprop_is_named_by_its_length():
+    d = Checker("dL/dW_hh", model=LONG).diagnoser
+    import numpy as np
+
+    kept = sum(vals[[i for i, (j) in enumerate(idx) if d.candidates[j].loss_step - d.candidates[j].step < 3]].sum(axis=0)
+               for idx, vals in d.path_values())
+    finding = d.diagnose(np.asarray(kept))
+    assert [x.code for x in finding.diagnoses] == ["missing_path"]
+    assert "drops every path that runs back 3 or more steps" in finding.diagnoses[0].message
+    assert "stops after 2 steps" in finding.diagnoses[0].message
