@@ -264,16 +264,20 @@ def test_the_prairielearn_external_grader_on_the_five_submissions(tmp_path: Path
 
 
 _NO_JAX = """
-import json, sys
+import importlib.util, json, sys
 sys.modules["jax"] = None  # jax unimportable, as in PrairieLearn's question runtime
 sys.modules["jaxlib"] = None
-from bptt_check import prairielearn
+question, course = sys.argv[2], sys.argv[3]
+spec = importlib.util.spec_from_file_location("server", question + "/server.py")  # the example's server.py
+server = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(server)
 data = {"submitted_answers": json.loads(sys.argv[1]), "format_errors": {}, "partial_scores": {},
-        "options": {"question_path": sys.argv[2]}}
-prairielearn.parse(data)
-if not data["format_errors"]:
-    prairielearn.grade(data)
+        "options": {"question_path": question, "server_files_course_path": course}}
+server.parse(data)
+if not data["format_errors"]:  # PrairieLearn grades only answers without format errors
+    server.grade(data)
 print(json.dumps({k: data.get(k) for k in ("format_errors", "partial_scores", "score")}))
+print(sys.modules["bptt_check"].__file__)
 print("jax" in sys.modules and sys.modules["jax"] is not None)
 """
 
@@ -281,10 +285,13 @@ print("jax" in sys.modules and sys.modules["jax"] is not None)
 @pytest.mark.slow
 def test_prairielearn_grade_works_with_jax_unimportable():
     def run(answers: dict[str, str]) -> tuple[dict, str]:
-        done = subprocess.run([sys.executable, "-c", _NO_JAX, json.dumps(answers), str(COURSE)], capture_output=True,
-                              text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        question = COURSE / "prairielearn" / "questions" / "bpttHW2"
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # bptt_check from "serverFilesCourse"
+        done = subprocess.run([sys.executable, "-c", _NO_JAX, json.dumps(answers), str(question), str(ROOT)],
+                              capture_output=True, text=True, timeout=300, env=env, cwd=question)
         assert done.returncode == 0, done.stderr
-        out, jax_loaded = done.stdout.strip().splitlines()[-2:]
+        out, package, jax_loaded = done.stdout.strip().splitlines()[-3:]
+        assert Path(package).resolve().is_relative_to(ROOT)  # imported from "serverFilesCourse"
         return json.loads(out), jax_loaded
 
     answers, _ = read_answers(SUBS / "one_wrong.md", NAMES)
@@ -308,5 +315,38 @@ def test_the_prairielearn_example_question_is_complete():
     for name in NAMES:
         assert f'answers-name="{name}"' in html
     server = (q / "server.py").read_text()
-    assert "prairielearn.parse(data" in server and "prairielearn.grade(data" in server
+    assert ".parse(data)" in server and ".grade(data)" in server
     assert Assignment.load(q / "assignment.toml").names == NAMES
+
+
+def test_a_check_past_its_hard_budget_is_interrupted_in_process(monkeypatch: pytest.MonkeyPatch):
+    import signal
+    import time as _time
+
+    from bptt_check.grading import Grader, Question, Rubric
+    from bptt_check.grading.assignment import grade_answer
+
+    grader = Grader(Question("dL/dW_hh", rubric=Rubric(budget=0.05)))
+    _ = grader.checker
+    stuck: list[str] = []
+
+    def never_returns(answer: str, syntax: str) -> object:
+        stuck.append(answer)
+        _time.sleep(30)  # code that never reaches the checker's own deadline
+        raise AssertionError("not interrupted")
+
+    monkeypatch.setattr(grader, "check_text", never_returns)
+    before = signal.getsignal(signal.SIGALRM)
+    result = grade_answer(grader, "h_0.T @ dL/da_1 + h_1.T @ dL/da_2")
+    assert stuck and (result.verdict, result.codes) == ("invalid", ("time_budget",))
+    assert "time budget of 0.05 s exceeded" in result.message and not result.internal_error
+    assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_the_examples_gradescope_scripts_are_the_ones_the_zip_gets():
+    from bptt_check.gradescope import RUN_AUTOGRADER, SETUP_SH
+
+    folder = COURSE / "gradescope"
+    assert (folder / "setup.sh").read_text() == SETUP_SH
+    assert (folder / "run_autograder").read_text() == RUN_AUTOGRADER
+    assert all(os.access(folder / f, os.X_OK) for f in ("setup.sh", "run_autograder"))

@@ -39,7 +39,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import signal
+import threading
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal, Mapping, Sequence
@@ -179,7 +182,7 @@ class Assignment:
         graders: Mapping[str, Grader] | None = None,
         id: str = "",
     ) -> list[GradeResult]:
-        """Grade one student's answers, one result per question in order (in this process, soft budgets).
+        """Grade one student's answers, one result per question in order (in this process, each check under the hard budget).
 
         A question without an answer is ``invalid`` (code ``missing``) with
         a message naming the label to use; a derivation's steps are checked
@@ -238,8 +241,52 @@ def derivation_steps(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
+class _Overrun(BaseException):
+    """Raised by the alarm in a check past its hard budget (a BaseException: the check's own handlers let it pass)."""
+
+
+@contextmanager
+def _hard_deadline(seconds: float) -> Iterator[None]:
+    """Interrupt the code inside after ``seconds`` (SIGALRM; only in the main thread of a Unix process
+    with no timer of its own running — elsewhere only the checker's own soft deadline applies)."""
+    usable = (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    )
+    if not usable:
+        yield
+        return
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise _Overrun()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _check(grader: Grader, text: str, syntax: str) -> GradeResult:
+    """``grader.grade`` in this process under the hard budget (see :data:`~bptt_check.grading.question.HARD_BUDGET_FACTOR`)."""
+    _ = grader.checker  # the truth is built before the clock starts: it is not the answer's cost
+    rubric = grader.question.rubric
+    try:
+        with _hard_deadline(rubric.hard_budget):
+            return grader.grade(text, syntax=syntax)  # type: ignore[arg-type]
+    except _Overrun:
+        return grader.invalid("time_budget", f"time budget of {rubric.budget:g} s exceeded")
+
+
 def grade_answer(grader: Grader, answer: Answer | str) -> GradeResult:
-    """Grade one answer; a derivation ``target = A = B = ... = R`` earns what ``R`` earns.
+    """Grade one answer in this process; a derivation ``target = A = B = ... = R`` earns what ``R`` earns.
+
+    Each check runs under the rubric's hard budget (an alarm, where one can
+    be set: see :func:`_hard_deadline`); past it the answer is ``invalid``
+    with the code ``time_budget``.
 
     Each intermediate side is also checked, and the first one that is not
     the target is named in the message (a derivation that goes wrong and
@@ -251,12 +298,12 @@ def grade_answer(grader: Grader, answer: Answer | str) -> GradeResult:
     syntax = answer.syntax if answer.syntax in ("auto", "plain", "latex") else "auto"
     steps = derivation_steps(answer.text)
     if len(steps) <= 2 or any(not s for s in steps):
-        return grader.grade(answer.text, syntax=syntax)  # type: ignore[arg-type]
-    final = grader.grade(steps[-1], syntax=syntax)  # type: ignore[arg-type]
+        return _check(grader, answer.text, syntax)
+    final = _check(grader, steps[-1], syntax)
     notes = []
     first = 1 if _names_target(grader, steps[0], syntax) else 0
     for number, step in enumerate(steps[first:-1], start=1):
-        r = grader.grade(step, syntax=syntax)  # type: ignore[arg-type]
+        r = _check(grader, step, syntax)
         if r.verdict not in ("equivalent", "equivalent_numerically"):
             reason = r.message.splitlines()[1].strip() if len(r.message.splitlines()) > 1 else r.verdict
             notes.append(f"  derivation: step {number} of {len(steps) - first} ({_short(step)}) is {r.verdict}: {reason}")
