@@ -11,6 +11,7 @@ it without a conftest::
         )
 
 The fixture exposes :func:`~bptt_check.testing.assert_gradients_match`,
+:func:`~bptt_check.testing.assert_backward_match`,
 :func:`~bptt_check.testing.assert_step_gradients_match`, the strategies
 (``models``, ``parameters``, ``sequences``, ``cases``), ``RNN`` and the name
 presets ``MIN_CHAR_RNN_NAMES`` and ``TEXTBOOK_NAMES``.
@@ -80,6 +81,7 @@ class BpttGradients:
         self.cases = testing.cases
         self.MIN_CHAR_RNN_NAMES = testing.MIN_CHAR_RNN_NAMES
         self.TEXTBOOK_NAMES = testing.TEXTBOOK_NAMES
+        self.CS231N_NAMES = testing.CS231N_NAMES
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if self._max_examples is not None:
@@ -93,10 +95,15 @@ class BpttGradients:
         __tracebackhide__ = True  # a failure shows the user's test line and the report, not our frames
         self._testing.assert_gradients_match(fn, model, **self._options(kwargs))
 
-    def assert_step_gradients_match(self, step_fn: Any, model: "RNN | SearchStrategy[RNN] | None" = None, **kwargs: Any) -> None:
+    def assert_step_gradients_match(self, step_fn: Any, *args: Any, **kwargs: Any) -> None:
         """:func:`bptt_check.testing.assert_step_gradients_match` with the command-line options applied."""
         __tracebackhide__ = True
-        self._testing.assert_step_gradients_match(step_fn, model, **self._options(kwargs))
+        self._testing.assert_step_gradients_match(step_fn, *args, **self._options(kwargs))
+
+    def assert_backward_match(self, forward: Any, backward: Any, model: "RNN | SearchStrategy[RNN] | None" = None, **kwargs: Any) -> None:
+        """:func:`bptt_check.testing.assert_backward_match` with the command-line options applied."""
+        __tracebackhide__ = True
+        self._testing.assert_backward_match(forward, backward, model, **self._options(kwargs))
 
     def __repr__(self) -> str:
         return f"<bptt_gradients max_examples={self._max_examples} seed={self._seed}>"

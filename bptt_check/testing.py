@@ -1,4 +1,4 @@
-"""Property-based tests of your own BPTT code: hypothesis strategies and ``assert_gradients_match`` (SPEC §6).
+"""Property-based tests of your own BPTT code: hypothesis strategies, ``assert_gradients_match``, ``assert_backward_match``.
 
 A student's ``rnn_backward`` (CS231n) or ``lossFun`` (min-char-rnn) is usually
 checked with a handful of random finite differences and a printed relative
@@ -20,7 +20,7 @@ and raises an :class:`AssertionError` naming the parameter, the worst entry,
 the three values, the tolerance rule and — from the diagnosis engine — the
 most likely mistake.
 
-**The model** (SPEC §2, :mod:`bptt_check.model`). Row vectors (the seed's):
+**The model** (:mod:`bptt_check.model`). Row vectors (the seed's):
 ``a_t = x_t @ W_xh + h_{t-1} @ W_hh (+ b_h)``, ``h_t = act(a_t)``,
 ``z_t = h_t @ W_hy (+ b_y)``; column vectors (``convention="column"``,
 min-char-rnn, Goodfellow et al. §10.2): ``a_t = W_xh x_t + W_hh h_{t-1} (+ b_h)``,
@@ -116,6 +116,21 @@ disagreement is an :class:`~bptt_check.errors.InternalError`, never a verdict.
 
 **The tolerance rule.** A gradient matches when, entrywise,
 ``|yours − jax| ≤ atol + rtol·|jax|``.
+
+**Code as it is written.** :func:`assert_gradients_match` also takes class
+targets (``targets="class"``: ``ys`` integer indices), token inputs
+(``inputs="index"``), a batch (``batch=N``) and its ``reduction``, gradient
+clipping (``clip=c``), truncated BPTT (``truncate=k``) and float32 code
+(``dtype="float32"``); the truth follows each (see its docstring), and a
+mismatch that is one of these conventions is named as such. A layer whose
+backward pass takes an upstream gradient — CS231n's ``rnn_backward(dh,
+cache)`` — is checked by :func:`assert_backward_match` (the truth: the
+vector–Jacobian product of the hidden states with a random ``dhs``), one
+step of it by ``assert_step_gradients_match(forward_step, backward_step,
+model)``. The diagnosis engine replays your code at its own sample points
+(one-hot targets and inputs when your code takes indices, a batch of one,
+your reduction undone); a backward pass gets the direct ``∂L/∂h_t`` of the
+engine's model as its upstream gradient, so that it returns ``dL/d(·)``.
 """
 
 from __future__ import annotations
@@ -147,6 +162,8 @@ __all__ = [
     "Layout",
     "MIN_CHAR_RNN_NAMES",
     "TEXTBOOK_NAMES",
+    "CS231N_NAMES",
+    "BackwardCase",
     "RELU_MARGIN",
     "models",
     "parameters",
@@ -198,7 +215,11 @@ MIN_CHAR_RNN_NAMES: Mapping[str, str] = _parameter_names(Notation.MINCHAR)
 """Karpathy's min-char-rnn names (``names="min-char-rnn"``: Wxh, Whh, Why, bh, by); the gradients come back as ``dWxh``, …"""
 TEXTBOOK_NAMES: Mapping[str, str] = _parameter_names(Notation.TEXTBOOK)
 """Goodfellow et al. §10.2's names (``names="textbook"``: U, W, V, b, c): ``a = b + W h + U x``, ``o = c + V h``."""
-_NAME_PRESETS = {"min_char_rnn": MIN_CHAR_RNN_NAMES, "textbook": TEXTBOOK_NAMES, "goodfellow": TEXTBOOK_NAMES}
+CS231N_NAMES: Mapping[str, str] = types.MappingProxyType({"Wx": "W_xh", "Wh": "W_hh", "b": "b_h"})
+"""CS231n's rnn_layers.py names (``names="cs231n"``: Wx, Wh, b); the gradients come back as ``dWx``, ``dWh``, ``db``."""
+_NAME_PRESETS = {
+    "min_char_rnn": MIN_CHAR_RNN_NAMES, "textbook": TEXTBOOK_NAMES, "goodfellow": TEXTBOOK_NAMES, "cs231n": CS231N_NAMES,
+}
 
 _LEVELS = 10
 """Magnitudes k/10 for k = 1..10."""
@@ -829,7 +850,8 @@ class _Adapter:
             if preset is None:
                 raise InvalidArgumentError(
                     f"names = {names!r} is not a known set of names",
-                    hint="use 'min-char-rnn' (Wxh, Whh, Why, bh, by), 'textbook' (U, W, V, b, c) or a dict {yours: ours}",
+                    hint="use 'min-char-rnn' (Wxh, Whh, Why, bh, by), 'textbook' (U, W, V, b, c), 'cs231n' (Wx, Wh, b)"
+                    " or a dict {yours: ours}",
                 )
             names = preset
         if not isinstance(names, Mapping):
@@ -995,10 +1017,14 @@ class _Adapter:
             raise _Bad("returned no loss, but loss=True (return (loss, grads) or a 'loss' key)")
         return (None if self.loss is False else loss), grads
 
-    def resolve(self, grads: Mapping[str, Any], model: RNN) -> dict[str, tuple[str, np.ndarray]]:
-        """canonical name → (the user's key, float array), every parameter present and no unknown key."""
+    def resolve(
+        self, grads: Mapping[str, Any], model: RNN, families: tuple[str, ...] | None = None
+    ) -> dict[str, tuple[str, np.ndarray]]:
+        """canonical name → (the user's key, float array), every parameter (of ``families``: by default the model's) present
+        and no unknown key."""
         found: dict[str, tuple[str, np.ndarray]] = {}
-        allowed = {r.family for r in model.parameters()} | set(_INPUTS)
+        required = families if families is not None else tuple(r.family for r in model.parameters())
+        allowed = set(required) | set(_INPUTS)
         for key, value in grads.items():
             name = self._name_of(key) if isinstance(key, str) else None
             if name is None or name not in allowed:
@@ -1015,7 +1041,7 @@ class _Adapter:
             except (TypeError, ValueError) as err:
                 raise _Bad(f"returned {key!r} that is not an array of numbers ({err})") from None
             found[name] = (key, array)
-        missing = [r.family for r in model.parameters() if r.family not in found]
+        missing = [f for f in required if f not in found]
         if missing:
             shown = ", ".join(f"{m} (as {self._keys_for(m)})" for m in missing)
             got = ", ".join(repr(k) for k in grads) or "nothing"
@@ -1339,6 +1365,8 @@ class _Failure:
     """jax's, likewise"""
     float32: bool = False
     """fn returned float32 arrays"""
+    loss_ok: bool = False
+    """fn returned the loss, and it matched"""
 
 
 class _CaseFailed(AssertionError):
@@ -1430,7 +1458,8 @@ def _check_case(fn: GradientFn, case: Case, adapter: _Adapter, rtol: float, atol
             wrong.append(w)
     if not wrong:
         return None
-    return _Failure(case, tuple(wrong), yours=yours, truth=jax_g, float32=float32)
+    loss_ok = yours_loss is not None and not any(w.name == "loss" for w in wrong)
+    return _Failure(case, tuple(wrong), yours=yours, truth=jax_g, float32=float32, loss_ok=loss_ok)
 
 
 # -- diagnosing ------------------------------------------------------------------------
@@ -1569,7 +1598,7 @@ def _whole_array_diagnoses(failure: _Failure, rtol: float, atol: float) -> tuple
     options: _Options = case.options
     model = case.model
     n, Tl = case.n or 1, len(model.loss_steps)
-    wrong = [w for w in failure.wrong if w.name != "loss"]
+    wrong = [w for w in failure.wrong if w.name in yours]  # gradients (not the loss, nor a forward pass's hs)
     close = lambda a, b: bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))  # noqa: E731
     what = {w.name: w.label.split(" ")[0] for w in wrong}
 
@@ -1583,7 +1612,7 @@ def _whole_array_diagnoses(failure: _Failure, rtol: float, atol: float) -> tuple
     asked = _describe_reduction(options.reduction, n, Tl)
     by_reduction: dict[str, str] = {}
     if options.clip is None:
-        for w in failure.wrong:
+        for w in [w for w in failure.wrong if w.name == "loss"] + wrong:
             mine = np.array([w.yours]) if w.name == "loss" else yours[w.name]
             true = np.array([w.jax]) if w.name == "loss" else truth[w.name]
             for r, f in factors.items():
@@ -1596,16 +1625,27 @@ def _whole_array_diagnoses(failure: _Failure, rtol: float, atol: float) -> tuple
     if by_reduction:
         if len(set(by_reduction.values())) == 1 and set(by_reduction) == set(truth):
             r = next(iter(by_reduction.values()))
-            line = f"your gradients are {_describe_reduction(r, n, Tl)}; the loss is {asked}: pass reduction={r!r} [reduction]"
+            f = factors[r]
+            if failure.loss_ok:  # the loss fn returned is the one checked: the backward pass lost the factor
+                fix = f"misses the loss's division by {f:.4g}" if f > 1 else f"divides by {1 / f:.4g} where the loss does not"
+                line = f"your gradients are {_describe_reduction(r, n, Tl)}, but your loss is {asked}, as checked: the backward pass {fix} [reduction]"
+            else:
+                line = f"your gradients are {_describe_reduction(r, n, Tl)}; the loss is {asked}: pass reduction={r!r} [reduction]"
             known.update({name: line for name in by_reduction})
         else:
             for name, r in by_reduction.items():
                 f = factors[r]
                 op = f"division by {1 / f:.4g}" if f < 1 else f"multiplication by {f:.4g}"
-                known[name] = (
-                    f"{what[name]} is {_describe_reduction(r, n, Tl)}, but the loss is {asked} (like your other"
-                    f" gradients): a stray {op} [reduction]"
-                )
+                if isinstance(case, Case):
+                    known[name] = (
+                        f"{what[name]} is {_describe_reduction(r, n, Tl)}, but the loss is {asked} (like your other"
+                        f" gradients): a stray {op} [reduction]"
+                    )
+                else:  # a backward pass: the upstream gradient already carries the loss's reduction
+                    known[name] = (
+                        f"{what[name]} is {_describe_reduction(r, n, Tl)} where the upstream gradient dhs already carries"
+                        f" the loss's reduction (your other gradients are sums): a stray {op} [reduction]"
+                    )
 
     # clipping: every wrong entry exactly ±c where the truth is beyond c, the same c for every gradient, and
     # either a round c (5, 1, 0.25) or at least two such entries (a single entry's value proves nothing)
@@ -1631,7 +1671,7 @@ def _whole_array_diagnoses(failure: _Failure, rtol: float, atol: float) -> tuple
 
     # truncation: every gradient is that of k-step truncated BPTT (or of full BPTT when truncation was asked for)
     T = model.steps
-    if any(w.name not in known for w in wrong) and T >= 2 and not any("[reduction]" in d for d in known.values()):
+    if isinstance(case, Case) and any(w.name not in known for w in wrong) and T >= 2 and not any("[reduction]" in d for d in known.values()):
         asked_k = options.truncate if options.truncate is not None and options.truncate < T - 1 else None
         # from k = 1: zero-step truncation is no BPTT at all, which the engine names as the missing recurrent path
         candidates: list[int | None] = [k for k in range(1, T - 1) if k != asked_k] + ([None] if asked_k is not None else [])
@@ -1654,7 +1694,7 @@ def _whole_array_diagnoses(failure: _Failure, rtol: float, atol: float) -> tuple
                 break
 
     # float32 round-off
-    if options.dtype == "float64" and wrong and all(
+    if options.dtype == "float64" and wrong and any(w.name not in known for w in wrong) and all(
         w.error <= FLOAT32_RESOLUTION * max(float(np.max(np.abs(truth[w.name]))), 1e-300) for w in wrong
     ):
         hints.append(
@@ -1863,6 +1903,344 @@ def assert_gradients_match(
     raise AssertionError(_report(failure, diagnoses, rtol, atol, hints=hints)) from None
 
 
+# -- a backward pass given an upstream gradient --------------------------------------------
+
+_HIDDEN = ("W_xh", "W_hh", "b_h")
+"""The parameters of the hidden-state sequence: what a layer's backward pass returns gradients for."""
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BackwardCase:
+    """A generated case of a layer's backward pass: parameters, inputs and a random upstream gradient ``dhs``.
+
+    ``params``: ``W_xh``, ``W_hh`` (and ``b_h``) in the model's shapes; ``xs``
+    (N, T, D), ``h0`` (N, H), ``dhs`` (N, T, H), one flat vector per step
+    (without a batch, no leading N). The truth is the vector–Jacobian product
+    ``sum_t dhs_t · ∂h_t/∂(·)`` of the hidden-state sequence.
+    """
+
+    model: RNN
+    params: Mapping[str, np.ndarray]
+    xs: np.ndarray
+    h0: np.ndarray
+    dhs: np.ndarray
+    options: _Options = _DEFAULT_OPTIONS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", types.MappingProxyType({k: _frozen(v) for k, v in self.params.items()}))
+        for name in ("xs", "h0", "dhs"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    @property
+    def n(self) -> int | None:
+        return int(self.xs.shape[0]) if self.options.batched else None
+
+    def __repr__(self) -> str:
+        m = self.model
+        extra = (f", batch={self.n}" if self.n is not None else "") + (f", dtype={self.options.dtype!r}" if self.options.dtype != "float64" else "")
+        lines = [f"BackwardCase(T={m.steps}, D={m.input_size}, H={m.hidden_size}, {m.convention} vectors, {m.activation}{extra}"]
+        lines += [f"  {name} = {_show(value)}" for name, value in self.params.items()]
+        index = self.options.inputs == "index"
+        lines.append(f"  xs = {_show(self.xs.argmax(axis=-1) if index else self.xs)}" + (" (token indices)" if index else ""))
+        lines.append(f"  h0 = {_show(self.h0)}")
+        lines.append(f"  dhs = {_show(self.dhs)}")
+        return "\n".join(lines) + ")"
+
+
+@st.composite
+def _backward_cases(draw: st.DrawFn, model_strategy: SearchStrategy[RNN], options: _Options) -> BackwardCase:
+    model = draw(model_strategy)
+    if not isinstance(model, RNN):
+        raise InvalidArgumentError(f"the model strategy drew {model!r}, not an RNN", hint="use models() or st.just(RNN(...))")
+    model = model.replace(loss_at="all", h0="input")  # a layer gets every dh_t, and h0 is its input
+    if options.vocab is not None:
+        model = model.replace(input_size=options.vocab)
+    drawn = draw(_parameters(model))
+    params = {k: drawn[k] for k in _HIDDEN if k in drawn}
+    index = options.inputs == "index"
+    T, H = model.steps, model.hidden_size
+    n = None if options.batch is None else options.batch[0] if len(options.batch) == 1 else draw(st.sampled_from(options.batch))
+    seqs = [draw(_sequences(model, "any", drawn, index)) for _ in range(n or 1)]
+    xs, h0 = np.stack([q.xs for q in seqs]), np.stack([q.h0 for q in seqs])
+    dhs = draw(_entries((n or 1, T, H), 1.0))
+    if n is None:
+        xs, h0, dhs = xs[0], h0[0], dhs[0]
+    if options.dtype == "float32":
+        params = {k: v.astype(np.float32).astype(np.float64) for k, v in params.items()}
+        xs, h0, dhs = (a.astype(np.float32).astype(np.float64) for a in (xs, h0, dhs))
+    return BackwardCase(model, params, xs, h0, dhs, options)
+
+
+def _vjp_leaves(case: BackwardCase) -> tuple[RNN, dict[Ref, np.ndarray], np.ndarray]:
+    """The vector–Jacobian product as a loss: a squared-error model with W_hy = I, b_y = 0 and targets
+    y_t = h_t − dhs_t, so that dL/dh_t (direct) = z_t − y_t = dhs_t. Returns it, its leaves (one point per example)
+    and the forward hidden states (P, T, H)."""
+    from .sampling import numpy_forward
+
+    model = case.model
+    H = model.hidden_size
+    vm = model.replace(loss="squared_error", output_size=H, loss_at="all", h0="input")
+    lead = case.n is not None
+    xs, h0, dhs = (a if lead else a[None] for a in (case.xs, case.h0, case.dhs))
+    P = xs.shape[0]
+    leaves: dict[Ref, np.ndarray] = {}
+    for ref in vm.parameters():
+        shape = vm.shape(ref)
+        value = case.params[ref.family] if ref.family in case.params else np.eye(H) if ref.family == "W_hy" else np.zeros(shape)
+        leaves[ref] = np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(shape), (P, *shape)).copy()
+    for t in vm.steps_range():
+        leaves[Ref("x", t)] = xs[:, t - 1].reshape(P, *vm.shape(Ref("x", t)))
+        leaves[Ref("y", t)] = np.zeros((P, *vm.shape(Ref("y", t))))
+    leaves[Ref("h", 0)] = h0.reshape(P, *vm.shape(Ref("h", 0)))
+    forward = numpy_forward(vm, leaves)
+    for t in vm.steps_range():
+        leaves[Ref("y", t)] = forward[Ref("h", t)] - dhs[:, t - 1].reshape(P, *vm.shape(Ref("y", t)))
+    hs = np.stack([forward[Ref("h", t)].reshape(P, H) for t in vm.steps_range()], axis=1)
+    return vm, leaves, hs
+
+
+def _backward_truths(
+    case: BackwardCase, names: list[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, np.ndarray]:
+    """jax's and (small models) sympy's vector–Jacobian products in the comparison shapes, and the true hs."""
+    vm, leaves, hs = _vjp_leaves(case)
+    jax_p, sym_p = _point_truths(vm, leaves, names, None)
+    out: list[dict[str, np.ndarray] | None] = []
+    for per_point in (jax_p, sym_p):
+        if per_point is None:
+            out.append(None)
+            continue
+        out.append({
+            name: (value if case.n is not None else value[0]) if name in ("x", "h_0") else value.sum(axis=0)
+            for name, value in per_point.items()
+        })
+    return out[0], out[1], (hs if case.n is not None else hs[0])  # type: ignore[return-value]
+
+
+def _split_backward(output: object, adapter: _Adapter, model: RNN) -> dict[str, Any]:
+    """What backward returned as a dict of gradients: a dict as it is, a tuple in CS231n's order (dx, dh0, dW_xh, dW_hh, db_h)."""
+    if isinstance(output, Mapping):
+        return {k: v for k, v in output.items() if v is not None}
+    if isinstance(output, (tuple, list)) and len(output) in (4, 5):
+        if len(output) == 5 and not model.biases:
+            raise _Bad("returned 5 arrays (dx, dh0, dW_xh, dW_hh, db_h) for a model without biases: use models(biases=True)")
+        if len(output) == 4 and model.biases:
+            raise _Bad("returned 4 arrays (dx, dh0, dW_xh, dW_hh) but the model has a bias b_h: return db_h too, or use biases=False")
+        keys = ["dx", "dh0"] + [f"d{adapter.user[f]}" for f in _HIDDEN]
+        return {k: v for k, v in zip(keys, output) if v is not None}
+    raise _Bad(
+        f"returned {type(output).__name__}: expected (dx, dh0, dW_xh, dW_hh, db_h) (CS231n's order; dx or dh0 may be None)"
+        " or a dict of gradients"
+    )
+
+
+class _Layer:
+    """A user's forward and backward pass, called on canonical values; every contract breach is a :class:`_Bad`."""
+
+    def __init__(self, forward: Callable[..., Any], backward: Callable[..., Any], adapter: _Adapter) -> None:
+        self.forward, self.backward, self.adapter = forward, backward, adapter
+
+    def run(
+        self, model: RNN, params: Mapping[str, np.ndarray], xs: np.ndarray, h0: np.ndarray, dhs: np.ndarray, n: int | None
+    ) -> tuple[np.ndarray, dict[str, tuple[str, np.ndarray]], dict[str, np.ndarray], bool]:
+        """(hs, found, gradients, float32): the forward's hidden states and backward's gradients in canonical shapes."""
+        a = self.adapter
+        dtype = np.dtype(a.options.dtype)
+        families = tuple(f for f in _HIDDEN if f in params)
+        user_params = {a.user[f]: np.array(params[f], dtype=dtype).reshape(-1, 1) if f == "b_h" and model.column
+                       else np.array(params[f], dtype=dtype).reshape(-1) if f == "b_h" else np.array(params[f], dtype=dtype)
+                       for f in families}
+        xs_u, h0_u = a.sequence_arguments(model, xs, None, h0, n)
+        out = self.forward(user_params, xs_u, h0_u)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise _Bad(f"forward returned {type(out).__name__}: expected (hs, cache)", )
+        hs_u, cache = out
+        try:
+            hs = a.to_canonical(model, "h", np.asarray(hs_u, dtype=np.float64), n)
+        except (_Bad, TypeError, ValueError) as bad:
+            raise _Bad(f"forward returned hs {bad}") from None
+        lead = (n,) if n is not None else ()
+        dhs_u = a.sequence(model, np.asarray(dhs, dtype=np.float64).reshape(*lead, model.steps, -1).astype(dtype), n)
+        grads = _split_backward(self.backward(dhs_u, cache), a, model)
+        float32 = any(getattr(v, "dtype", None) == np.float32 for v in grads.values())
+        found = a.resolve(grads, model, families)
+        return hs, found, a.canonical(model, found, n), float32
+
+
+def _check_backward(layer: _Layer, case: BackwardCase, rtol: float, atol: float, what: str = "backward") -> _Failure | None:
+    model, n, a = case.model, case.n, layer.adapter
+    try:
+        hs, found, yours, float32 = layer.run(model, case.params, case.xs, case.h0, case.dhs, n)
+    except _Bad as bad:
+        text = str(bad)
+        return _Failure(case, broken=text if text.startswith(("forward", "backward", "forward_step", "backward_step")) else f"{what} {text}")
+    names = [name for name in _CHECKABLE if name in yours]
+    jax_g, sym_g, true_hs = _backward_truths(case, names)
+    wrong: list[_Wrong] = []
+    step_axis = 0 if n is None else 1
+    w = _compare("h", "hs (your forward pass's hidden states)", hs, true_hs, None, rtol, atol,
+                 lambda e: f"hs[{', '.join(map(str, a.user_entry(model, 'h', a.user_shape(model, 'h', n), e, n)))}]",
+                 lambda e: e[step_axis] + 1)
+    if w is not None:
+        wrong.append(w)
+    for name in names:
+        key, arr = found[name]
+
+        def entry_of(e: tuple[int, ...], name: str = name, key: str = key, shape: tuple[int, ...] = arr.shape) -> str:
+            idx = a.user_entry(model, name, shape, e, n)
+            return f"{key}[{', '.join(map(str, idx))}]" if idx else key
+
+        w = _compare(
+            name, a.display(name, key), yours[name], jax_g[name], None if sym_g is None else sym_g[name], rtol, atol,
+            entry_of, (lambda e: e[step_axis] + 1) if name == "x" else (lambda e: None),
+        )
+        if w is not None:
+            wrong.append(w)
+    if not wrong:
+        return None
+    return _Failure(case, tuple(wrong), yours=yours, truth=jax_g, float32=float32)
+
+
+def _local_dhs(model: RNN, leaves: Mapping[Ref, np.ndarray], p: int) -> np.ndarray:
+    """The direct ∂L/∂h_t (T, H) at the diagnosis point ``p``: (yhat_t − y_t) through W_hy at each loss step, zero elsewhere.
+
+    Given as the upstream gradient, it makes a layer's backward pass return dL/d(·) of the whole model.
+    """
+    from .sampling import numpy_forward
+
+    values = numpy_forward(model, {k: v[p : p + 1] for k, v in leaves.items()})
+    W_hy = np.asarray(values[Ref("W_hy")][0])
+    out = np.zeros((model.steps, model.hidden_size))
+    for t in model.loss_steps:
+        dz = np.asarray(values[Ref("yhat", t)][0] - values[Ref("y", t)][0])
+        out[t - 1] = (W_hy.T @ dz).reshape(-1) if model.column else (dz @ W_hy.T).reshape(-1)
+    return out
+
+
+def _run_backward_check(
+    layer: _Layer, model: RNN | SearchStrategy[RNN], options: _Options, where: str,
+    max_examples: int, rtol: float | None, atol: float | None, seed: int | None, suffix: str = "",
+) -> None:
+    __tracebackhide__ = True
+    strategy = _backward_cases(_model_strategy(model, where), options)
+    rtol, atol = _tolerances(rtol, atol, options)
+    _validate_run(max_examples, rtol, atol, seed)
+    failure = _run(strategy, lambda case: _check_backward(layer, case, rtol, atol), max_examples, seed)
+    if failure is None:
+        return
+    diagnoses: list[str] = []
+    hints: list[str] = []
+    if failure.wrong:
+        known, hints = _whole_array_diagnoses(failure, rtol, atol)
+        for w in failure.wrong:
+            if w.name == "h":
+                known["h"] = "the forward pass is wrong (check h_t = act(a_t) and which h feeds each step)"
+        m = failure.case.model
+        one = 1 if options.batched else None
+
+        def call(leaves: Mapping[Ref, np.ndarray], p: int) -> dict[str, np.ndarray]:
+            # one example, with upstream the direct dL/dh_t of the engine's model: backward then returns dL/d(·)
+            params, xs, _, h0 = _point(m, leaves, p)
+            _, _, got, _ = layer.run(m, params, xs, h0, _local_dhs(m, leaves, p), one)
+            return {k: (v[0] if one and k in ("x", "h_0") else v) for k, v in got.items()}
+
+        diagnoses = _diagnose(m, failure.wrong, call, rtol, atol, options, known)
+        if suffix:
+            diagnoses = [d + suffix if "[" in d and "[reduction]" not in d else d for d in diagnoses]
+    report = _report(failure, diagnoses, rtol, atol, hints=hints)
+    if failure.wrong and failure.wrong[0].name == "h":
+        report = report.replace(f"{failure.wrong[0].label} does not match the true gradient", "hs does not match the true forward pass", 1)
+    raise AssertionError(report) from None
+
+
+def assert_backward_match(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    model: RNN | SearchStrategy[RNN] | None = None,
+    *,
+    names: Mapping[str, str] | str | None = None,
+    batch: int | tuple[int, ...] | None = (1, 2, 3),
+    inputs: InputKind = "dense",
+    vocab: int | None = None,
+    dtype: str = "float64",
+    max_examples: int = 100,
+    rtol: float | None = None,
+    atol: float | None = None,
+    seed: int | None = None,
+) -> None:
+    """Check a recurrent layer's backward pass that takes an upstream gradient (CS231n's ``rnn_backward(dh, cache)``).
+
+    ``forward(params, xs, h0)`` runs your forward pass and returns ``(hs,
+    cache)``: the hidden states h_1..h_T and whatever your backward needs.
+    ``backward(dhs, cache)`` gets a random upstream gradient ``dhs`` (dL/dh_t
+    for every t, the shape of ``hs``) and returns ``(dx, dh0, dW_xh, dW_hh,
+    db_h)`` (CS231n's order; ``db_h`` only with biases; ``dx`` or ``dh0`` may be
+    None) or a dict keyed by your names (``names``; ``"cs231n"`` is
+    ``Wx, Wh, b``), ours, either with a ``d`` prefix, and ``dx``, ``dh0``.
+    ``params`` holds ``W_xh``, ``W_hh`` and, when the model has biases,
+    ``b_h``, in your names. Shapes as in :func:`assert_gradients_match`,
+    with a batch by default (``batch=(1, 2, 3)``; ``None`` for none): row
+    layout ``xs`` (N, T, D), ``h0`` (N, H), ``hs`` and ``dhs`` (N, T, H);
+    column layout ``xs`` (T, D, N), ``h0`` (H, N), ``hs`` (T, H, N).
+    ``inputs="index"`` gives ``xs`` as token indices (N, T).
+
+    The model (a fixed RNN or a strategy; by default :func:`models`) gives the
+    sizes, activation, biases and layout; its output layer and loss play no
+    part. The truth is the vector–Jacobian product ``sum_t dhs_t · ∂h_t/∂(·)``
+    (jax, cross-checked by sympy for small models); ``hs`` is checked against
+    the true forward pass. Tolerances as in :func:`assert_gradients_match`.
+    """
+    __tracebackhide__ = True
+    for name, f in (("forward", forward), ("backward", backward)):
+        if not callable(f):
+            raise InvalidArgumentError(f"{name} must be callable, not {type(f).__name__}", hint=f"pass your {name} function")
+    options = _options(inputs=inputs, vocab=vocab, batch=batch, dtype=dtype)
+    _run_backward_check(
+        _Layer(forward, backward, _Adapter(names, None, None, None, options)), model, options,
+        "assert_backward_match()", max_examples, rtol, atol, seed,
+    )
+
+
+def _step_layer(forward_step: Callable[..., Any], backward_step: Callable[..., Any], adapter: _Adapter, batched: bool) -> _Layer:
+    """A one-step layer from step functions: x_1 (N, D) for xs (N, 1, D), and next_h back as hs (N, 1, H) (per layout)."""
+    row_batched = batched and True
+
+    def first(seq: Any, model_column: bool) -> Any:
+        return seq[:, 0] if row_batched and not model_column else seq[0]
+
+    def as_sequence(value: Any, model_column: bool) -> Any:
+        value = np.asarray(value)
+        return value[:, None] if row_batched and not model_column else value[None]
+
+    state: dict[str, bool] = {}
+
+    def forward(params: dict[str, np.ndarray], xs: np.ndarray, h0: np.ndarray) -> tuple[Any, Any]:
+        col = state["column"]
+        out = forward_step(params, first(xs, col) if not (adapter.options.inputs == "index" and batched) else xs[:, 0], h0)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise _Bad(f"forward_step returned {type(out).__name__}: expected (next_h, cache)")
+        return as_sequence(out[0], col), out[1]
+
+    def backward(dhs: np.ndarray, cache: Any) -> Any:
+        col = state["column"]
+        out = backward_step(first(dhs, col), cache)
+        if isinstance(out, Mapping):
+            return {k: (as_sequence(v, col) if k in ("dx", "x") and v is not None else v) for k, v in out.items()}
+        if isinstance(out, (tuple, list)) and out and out[0] is not None:
+            return (as_sequence(out[0], col), *out[1:])
+        return out
+
+    layer = _Layer(forward, backward, adapter)
+    run = layer.run
+
+    def run_with_layout(model: RNN, *args: Any) -> Any:
+        state["column"] = model.column
+        return run(model, *args)
+
+    layer.run = run_with_layout  # type: ignore[method-assign]
+    return layer
+
+
 # -- one step -----------------------------------------------------------------------------
 
 _STEP_OUTPUTS = ("dx", "dprev_h", "dWx", "dWh", "db")
@@ -2003,30 +2381,67 @@ def _check_step(step_fn: StepFn, case: StepCase, rtol: float, atol: float) -> _F
 
 def assert_step_gradients_match(
     step_fn: StepFn,
+    backward_step: Any = None,
     model: RNN | SearchStrategy[RNN] | None = None,
     *,
+    names: Mapping[str, str] | str | None = None,
+    batch: int | tuple[int, ...] | None = (1, 2, 3),
+    inputs: InputKind = "dense",
+    vocab: int | None = None,
+    dtype: str = "float64",
     max_examples: int = 100,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
+    rtol: float | None = None,
+    atol: float | None = None,
     seed: int | None = None,
 ) -> None:
-    """Check a CS231n-style single-step backward pass against jax over generated minibatches.
+    """Check a single-step backward pass, with your own forward step building the cache.
 
-    ``step_fn(dnext_h, x, prev_h, Wx, Wh, next_h)`` with ``x`` (N, D),
-    ``prev_h`` (N, H), ``Wx`` (D, H), ``Wh`` (H, H), ``next_h = tanh(x @ Wx +
-    prev_h @ Wh + b)`` (N, H) and a random upstream gradient ``dnext_h`` (N, H)
-    returns ``(dx, dprev_h, dWx, dWh)`` or ``(dx, dprev_h, dWx, dWh, db)``
-    (``db`` (H,)), or a dict with those keys. Wrap a function that takes a
-    cache: ``lambda dnext_h, x, prev_h, Wx, Wh, next_h: rnn_step_backward(dnext_h, (x, prev_h, Wx, Wh, next_h))``.
+    ``assert_step_gradients_match(forward_step, backward_step, model, ...)``:
+    ``forward_step(params, x, prev_h)`` returns ``(next_h, cache)`` and
+    ``backward_step(dnext_h, cache)`` returns ``(dx, dprev_h, dW_xh, dW_hh,
+    db_h)`` (CS231n's order; no ``db_h`` without biases) or a dict (keys as in
+    :func:`assert_backward_match`: ``names="cs231n"`` for ``dWx, dWh, db``).
+    ``params`` holds ``W_xh``, ``W_hh`` (and ``b_h``) in your names; with a
+    batch (by default N from 1..3) row arrays are ``x`` (N, D), ``prev_h``
+    and ``next_h`` (N, H), column arrays (D, N) and (H, N). CS231n's
+    functions pass with one line each::
 
-    ``model`` gives the sizes D and H (a fixed :class:`~bptt_check.model.RNN`
-    or a strategy; by default :func:`models`), and adds a bias to the forward
-    step when it has biases; the step itself is always CS231n's, row vectors
-    and tanh, whatever the model's other options. The truth is jax's vector-Jacobian product of
-    ``dnext_h`` through the step (cross-checked by sympy); the report and its
-    diagnosis read the step as step 1 of a one-step model, ``h_0 = prev_h``,
-    ``h_1 = next_h``.
+        forward_step = lambda p, x, h: rnn_step_forward(x, h, p["Wx"], p["Wh"], p["b"])
+        assert_step_gradients_match(forward_step, rnn_step_backward, models(biases=True), names="cs231n")
+
+    This is :func:`assert_backward_match` for one step (T = 1; the model's
+    activation, layout and biases; ``h_0 = prev_h``, ``h_1 = next_h``).
+
+    The older form ``assert_step_gradients_match(step_fn, model)`` still
+    works: ``step_fn(dnext_h, x, prev_h, Wx, Wh, next_h)`` (row vectors,
+    tanh, ``next_h = tanh(x @ Wx + prev_h @ Wh + b)``) returns ``(dx,
+    dprev_h, dWx, dWh)`` or with ``db``, or a dict with those keys; its
+    tolerances default to 1e-6 and 1e-8.
     """
+    __tracebackhide__ = True
+    if callable(backward_step):
+        if not callable(step_fn):
+            raise InvalidArgumentError(f"forward_step must be callable, not {type(step_fn).__name__}", hint="pass your forward step")
+        options = _options(inputs=inputs, vocab=vocab, batch=batch, dtype=dtype)
+        adapter = _Adapter(names, None, None, None, options)
+        strategy = model if model is not None else models()
+        if isinstance(strategy, RNN):
+            strategy = strategy.replace(steps=1)
+        elif isinstance(strategy, SearchStrategy):
+            strategy = strategy.map(lambda m: m.replace(steps=1) if isinstance(m, RNN) else m)
+        _run_backward_check(
+            _step_layer(step_fn, backward_step, adapter, options.batched), strategy, options,
+            "assert_step_gradients_match()", max_examples, rtol, atol, seed,
+            suffix=" (read h_1 as next_h, h_0 as prev_h, x_1 as x; dnext_h = dL/dh_1)",
+        )
+        return
+    if model is None:
+        model = backward_step
+    _legacy_step_check(step_fn, model, max_examples, 1e-6 if rtol is None else rtol, 1e-8 if atol is None else atol, seed)
+
+
+def _legacy_step_check(step_fn: StepFn, model: Any, max_examples: int, rtol: float, atol: float, seed: int | None) -> None:
+    """``assert_step_gradients_match(step_fn, model)``: the one-function form of CS231n's step backward."""
     __tracebackhide__ = True
     if not callable(step_fn):
         raise InvalidArgumentError(f"step_fn must be callable, not {type(step_fn).__name__}", hint="pass your step function")

@@ -24,6 +24,7 @@ from bptt_check.testing import (
     TEXTBOOK_NAMES,
     Case,
     InvalidArgumentError,
+    assert_backward_match,
     assert_gradients_match,
     assert_step_gradients_match,
     cases,
@@ -1104,3 +1105,110 @@ def test_a_failure_shows_the_report_and_not_the_package_frames(plugin_env):
     assert "[wrong_activation_derivative]" in out
     assert "bptt_check/testing.py" not in out and "bptt_check/pytest_plugin.py" not in out
     assert "bptt_gradients.assert_gradients_match(" in out  # the user's own line is shown
+
+
+# -- assert_backward_match and the two-function step check -------------------------------------
+
+
+def layer_forward(params, xs, h0, act="tanh"):
+    """Row layer over xs (N, T, D) from h0 (N, H); canonical names; the cache is everything."""
+    hs, h = [], h0
+    for t in range(xs.shape[1]):
+        h = ACT[act](xs[:, t] @ params["W_xh"] + h @ params["W_hh"] + params.get("b_h", 0.0))
+        hs.append(h)
+    return np.stack(hs, axis=1), (params, xs, h0, np.stack(hs, axis=1), act)
+
+
+def layer_backward(dhs, cache, bug=None):
+    params, xs, h0, hs, act = cache
+    W_xh, W_hh = params["W_xh"], params["W_hh"]
+    g = {"dW_xh": np.zeros_like(W_xh), "dW_hh": np.zeros_like(W_hh), "dx": np.zeros_like(xs)}
+    if "b_h" in params:
+        g["db_h"] = np.zeros_like(params["b_h"])
+    dh = np.zeros_like(h0)
+    for t in reversed(range(xs.shape[1])):
+        prev = hs[:, t - 1] if t > 0 else h0
+        da = (dhs[:, t] + dh) * ACT_GRAD[act](hs[:, t], hs[:, t])  # relu: h > 0 exactly when a > 0
+        g["dW_xh"] += xs[:, t].T @ da
+        g["dW_hh"] += (hs[:, t] if bug == "off_by_one" else prev).T @ da
+        if "db_h" in g:
+            g["db_h"] += da.sum(axis=0)
+        g["dx"][:, t] = da @ W_xh.T
+        dh = da @ W_hh.T
+    g["dh0"] = dh
+    return g
+
+
+def test_backward_match_with_a_dict_and_every_activation():
+    def fwd_for(act):
+        return lambda p, xs, h0: layer_forward(p, xs, h0, act)
+
+    for act in ("tanh", "sigmoid", "relu"):
+        assert_backward_match(fwd_for(act), layer_backward, models(activation=act, biases=(False, True)), **FAST)
+
+
+def test_backward_match_unbatched_column_layout():
+    def fwd(params, xs, h0):  # xs (T, D, 1), h0 (H, 1): columns
+        rows = {k: (v.T if k.startswith("W") else v.reshape(-1)) for k, v in params.items()}
+        hs, cache = layer_forward(rows, xs[None, ..., 0], h0.T)
+        return hs[0][..., None], cache
+
+    def bwd(dhs, cache):
+        g = layer_backward(dhs[None, ..., 0], cache)
+        return {"dW_xh": g["dW_xh"].T, "dW_hh": g["dW_hh"].T, "db_h": g["db_h"].reshape(-1, 1), "dx": g["dx"][0][..., None], "dh0": g["dh0"].T}
+
+    assert_backward_match(fwd, bwd, models(convention="column", biases=True), batch=None, **FAST)
+
+
+def test_backward_match_diagnoses_with_the_engine():
+    msg = _failure_of(assert_backward_match, lambda p, x, h: layer_forward(p, x, h), lambda d, c: layer_backward(d, c, bug="off_by_one"))
+    assert msg.startswith("dW_hh does not match the true gradient")
+    assert "dW_hh uses h_1 where h_0 belongs" in msg and "[off_by_one]" in msg
+    assert "BackwardCase(T=1," in msg and "dhs = " in msg
+
+
+def test_backward_match_checks_the_forward_pass():
+    def wrong_forward(params, xs, h0):
+        hs, cache = layer_forward(params, xs, h0)
+        return hs * 1.01, cache
+
+    msg = _failure_of(assert_backward_match, wrong_forward, layer_backward)
+    assert msg.startswith("hs does not match the true forward pass")
+    assert "the forward pass is wrong" in msg
+
+
+@pytest.mark.parametrize(
+    "backward, text",
+    [
+        (lambda d, c: (1, 2, 3), "backward returned tuple: expected (dx, dh0, dW_xh, dW_hh, db_h)"),
+        (lambda d, c: {"dW_xh": 0}, "backward returned no gradient for W_hh"),
+        (lambda d, c: tuple(layer_backward(d, c).values())[:4], "returned 4 arrays (dx, dh0, dW_xh, dW_hh) but the model has a bias"),
+    ],
+)
+def test_backward_match_reports_a_broken_contract(backward, text):
+    msg = _failure_of(assert_backward_match, lambda p, x, h: layer_forward(p, x, h), backward, models(biases=True))
+    assert text in msg
+
+
+def _failure_of(check, *args, **kwargs):
+    with pytest.raises(AssertionError) as info:
+        check(*args, **{**FAST, **kwargs})
+    return str(info.value)
+
+
+def test_two_function_step_check_with_dicts_and_tuples():
+    def forward_step(params, x, prev_h):
+        assert x.ndim == 2 and prev_h.ndim == 2  # (N, D), (N, H)
+        next_h = np.tanh(x @ params["W_xh"] + prev_h @ params["W_hh"] + params["b_h"])
+        return next_h, (x, prev_h, params, next_h)
+
+    def backward_step(dnext_h, cache, bug=False):
+        x, prev_h, params, next_h = cache
+        da = dnext_h * (1 - (next_h if bug else next_h**2))
+        return da @ params["W_xh"].T, da @ params["W_hh"].T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+    assert_step_gradients_match(forward_step, backward_step, models(biases=True), **FAST)
+    as_dict = lambda d, c: dict(zip(("dx", "dprev_h", "dW_xh", "dW_hh", "db_h"), backward_step(d, c)))  # noqa: E731
+    assert_step_gradients_match(forward_step, as_dict, models(biases=True), **FAST)
+    msg = _failure_of(assert_step_gradients_match, forward_step, lambda d, c: backward_step(d, c, bug=True), models(biases=True))
+    assert "uses 1 - h_1 where the tanh derivative 1 - h_1**2 belongs (step 1) [wrong_activation_derivative] (read h_1 as next_h" in msg
