@@ -96,6 +96,7 @@ DIAGNOSES: Mapping[str, DiagnosisCode] = _registry(
     ("too_long", "invalid", "grading: the answer is longer than the grader reads"),
     ("empty", "invalid", "grading: the answer is empty"),
     ("bad_row", "invalid", "grading: the submission's row cannot be used (a missing id or answer, a bad value)"),
+    ("missing", "invalid", "grading: no answer to this question was found in the student's submission"),
     ("crashed", "invalid", "grading: the process checking the answer died"),
     ("internal_error", "invalid", "a bug in bptt_check while checking the answer, never the student's fault"),
     # how a checked answer is read
