@@ -153,6 +153,23 @@ class Checker:
         result = self.check_expr(expr, text=text)
         if parsed.other is not None:
             result = self._other_reading(parsed, parsed.other, result, text)
+        if result.verdict == "not_equivalent" and parsed.repairs:
+            result = self._named_slip(parsed, result, text)
+        return result
+
+    def _named_slip(self, parsed: Parsed, result: CheckResult, text: str) -> CheckResult:
+        """A slip the parser can name (a Jacobian times a gradient): when the repaired text is right, say so."""
+        for code, message, repaired in parsed.repairs:
+            try:
+                fixed = self.check_expr(self._answer_expr(repaired), text=text)
+            except ExpressionError:
+                continue
+            if fixed.ok:
+                return dataclasses.replace(
+                    result,
+                    message=f"the answer is not {self.target}: it {message}",
+                    diagnoses=(Diagnosis(code, message),) + tuple(d for d in result.diagnoses if d.code != code),
+                )
         return result
 
     def _other_reading(self, parsed: Parsed, other: Parsed, first: CheckResult, text: str) -> CheckResult:

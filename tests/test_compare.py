@@ -411,3 +411,16 @@ def test_the_other_reading_earns_the_verdict_when_the_rule_s_is_wrong_and_says_s
     # the rule's reading right: no second check, the note names the reading
     right = check("h_2(h_1 W_hh + x_2 W_xh)", "h_2", model=TANH1)
     assert right.verdict == "equivalent" and right.notes[0].startswith("read h_2(h_1 W_hh + x_2 W_xh) as tanh(…)")
+
+
+def test_a_jacobian_times_a_gradient_in_the_column_convention_is_a_missing_transpose() -> None:
+    col = RNN(convention="column", loss_at="last")
+    result = check(r"\frac{\partial h_2}{\partial h_1} \frac{\partial L}{\partial h_2}", "dL/dh_1", model=col)
+    assert result.verdict == "not_equivalent", str(result)
+    assert result.diagnoses[0].code == "missing_transpose"
+    assert "multiplies ∂h_2/∂h_1 by ∂L/∂h_2 where its transpose belongs" in result.message
+    right = check(r"\left(\frac{\partial h_2}{\partial h_1}\right)^\top \frac{\partial L}{\partial h_2}", "dL/dh_1", model=col)
+    assert right.verdict == "equivalent"
+    # with one hidden unit the product is right as written (scalars commute)
+    scalar = RNN(convention="column", loss_at="last", input_size=1, hidden_size=1)
+    assert check("dh_2/dh_1 * dL/dh_2", "dL/dh_1", model=scalar).verdict == "equivalent"

@@ -1505,3 +1505,17 @@ def test_a_sum_flips_every_step_of_an_ambiguous_bracket_together() -> None:
     assert [str(e.node) for e in walk(parsed.other.expr) if isinstance(e, Apply)] == ["h_1", "h_2"]
     # a scalar node before a vector: the product has another shape than the node, so only the rule reads it
     assert parse("L_1 (yhat_1)", SCALAR).other is None
+
+
+def test_partials_linking_right_to_left_are_a_matrix_product_with_a_named_repair() -> None:
+    col = RNN(convention="column", loss_at="last")
+    parsed = parse(r"\frac{\partial h_2}{\partial h_1} \frac{\partial L}{\partial h_2}", col)
+    assert isinstance(parsed.expr, Binary) and parsed.expr.op == "@" and parsed.expr.shape == (2, 1)
+    [(code, message, repaired)] = parsed.repairs
+    assert code == "missing_transpose" and message.startswith("multiplies ∂h_2/∂h_1 by ∂L/∂h_2 where its transpose belongs")
+    assert repaired.expr == parse(r"\left(\frac{\partial h_2}{\partial h_1}\right)^\top \frac{\partial L}{\partial h_2}", col).expr
+    # row vectors: the shapes do not fit, so it stays a chain break
+    with pytest.raises(ChainError, match="chain breaks between ∂h_2/∂h_1 and ∂L/∂h_2"):
+        parse("dh_2/dh_1 * dL/dh_2", M)
+    # linking left to right: a chain, nothing to repair
+    assert parse("dL/dh_2 * dh_2/dh_1", col).repairs == ()

@@ -97,8 +97,15 @@ def _run(text: str, model: RNN, notation: Notation | str | None, syntax: str, al
     raw = parse_raw(text, chosen, names)
     resolver = Resolver(model, names, text, chosen == "latex", raw.payloads)
     expr, lhs = resolver.top(raw.tree, allow_tensor=allow_tensor)
+    repairs: tuple[tuple[str, str, Parsed], ...] = ()
+    if resolver.reversed:
+        fixed = Resolver(model, names, text, chosen == "latex", raw.payloads, transpose_reversed=True)
+        fixed_expr, fixed_lhs = fixed.top(raw.tree, allow_tensor=allow_tensor)
+        message = "; ".join(f"multiplies {a} by {b} where its transpose belongs: ({a})ᵀ {b}" for a, b in resolver.reversed)
+        message += " (a Jacobian times a gradient: the chain rule for column vectors transposes the Jacobian)"
+        repairs = (("missing_transpose", message, Parsed(expr=fixed_expr, lhs=fixed_lhs, syntax=chosen, text=text)),)
     if not resolver.ambiguous:
-        return Parsed(expr=expr, lhs=lhs, syntax=chosen, text=text)
+        return Parsed(expr=expr, lhs=lhs, syntax=chosen, text=text, repairs=repairs)
     # Each node name before brackets that reads both ways, read the other way (SPEC: check both).
     ambiguous = tuple(resolver.ambiguous)
     flip = frozenset(a.bracket for a in ambiguous)
@@ -109,7 +116,9 @@ def _run(text: str, model: RNN, notation: Notation | str | None, syntax: str, al
         other = Parsed(expr=other_expr, lhs=other_lhs, syntax=chosen, text=text)
     except ExpressionError:
         pass  # the other reading breaks elsewhere (a shape further out): only the rule's reading stands
-    return Parsed(expr=expr, lhs=lhs, syntax=chosen, text=text, ambiguous=ambiguous if other else (), other=other)
+    return Parsed(
+        expr=expr, lhs=lhs, syntax=chosen, text=text, ambiguous=ambiguous if other else (), other=other, repairs=repairs
+    )
 
 
 def parse(

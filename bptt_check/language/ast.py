@@ -208,6 +208,9 @@ class Parsed:
     (:class:`~bptt_check.language.resolve.Ambiguity`, each with the reading the rule took)."""
     other: "Parsed | None" = field(default=None, compare=False)
     """The same text with each of those read the other way (None when there are none)."""
+    repairs: tuple[tuple[str, str, "Parsed"], ...] = field(default=(), compare=False)
+    """(diagnosis code, message, the text repaired): slips the language can name, for a checker to test
+    when the answer is wrong (a Jacobian times a gradient, ``∂h_2/∂h_1 ∂L/∂h_2``, missing its transpose)."""
 
     @property
     def partials(self) -> tuple[Partial, ...]:

@@ -200,6 +200,7 @@ class Resolver:
         latex: bool,
         payloads: dict[tuple[str, int], object],
         flip: frozenset[int] = frozenset(),
+        transpose_reversed: bool = False,
     ) -> None:
         self.model = model
         self.names = names
@@ -209,6 +210,9 @@ class Resolver:
         self.env: dict[str, int] = {}
         self._shapes: dict[Ref, tuple[int, int]] = {}
         self.flip: frozenset[int] = flip
+        self.transpose_reversed = transpose_reversed
+        self.reversed: list[tuple[str, str]] = []
+        """Adjacent partials that link right to left, read as a matrix product (∂h_2/∂h_1 · ∂L/∂h_2)."""
         self.ambiguous: list[Ambiguity] = []
         """Node names before brackets that read both ways (in text order), with the rule's reading."""
         self._ambiguous_seen: set[int] = set()
@@ -409,7 +413,19 @@ class Resolver:
             left = operands[-1]
             chains = op is None or op.type in _CHAIN_OPS
             if chains and isinstance(left.expr, (Partial, Chain)) and isinstance(right.expr, (Partial, Chain)):
-                operands[-1] = self._link(left, right, op)
+                if not self._reversed(left, right):
+                    operands[-1] = self._link(left, right, op)
+                    continue
+                # ∂h_2/∂h_1 ∂L/∂h_2 links right to left: a Jacobian times a gradient, an ordinary product
+                # (right for scalars; for column vectors the chain rule wants the Jacobian transposed).
+                shown = (_partial_display(left.links), _partial_display(right.links))
+                if shown not in self.reversed:
+                    self.reversed.append(shown)
+                if self.transpose_reversed:
+                    left = self._ordinary(left)
+                    operands[-1] = _R(self._node(Transpose, left.expr, left.shape[::-1]), left.start, left.end)
+                operands.append(right)
+                ops.append(op)
             else:
                 operands.append(right)
                 ops.append(op)
@@ -430,6 +446,17 @@ class Resolver:
             else:
                 r = _R(r.expr, _start(sign), r.end, r.links)
         return r
+
+    def _reversed(self, left: _R, right: _R) -> bool:
+        """Whether two adjacent partials link right to left only (∂B/∂C · ∂A/∂B) and multiply as matrices."""
+        lf, rf = _factors(left.expr), _factors(right.expr)
+        if (lf[-1].den, lf[-1].den_index) == (rf[0].num, rf[0].num_index):
+            return False
+        if (rf[-1].den, rf[-1].den_index) != (lf[0].num, lf[0].num_index):
+            return False
+        if len(left.shape) != 2 or len(right.shape) != 2:
+            return False
+        return _can_multiply(left.shape, right.shape)
 
     def _link(self, left: _R, right: _R, op: Token | None) -> _R:
         lf = _factors(left.expr)
