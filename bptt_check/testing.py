@@ -2376,7 +2376,28 @@ def _check_step(step_fn: StepFn, case: StepCase, rtol: float, atol: float) -> _F
         )
         if w is not None:
             wrong.append(w)
-    return _Failure(case, tuple(wrong)) if wrong else None
+    if not wrong:
+        return None
+    by_name = {_STEP_NAMES[k]: v for k, v in grads.items()}
+    return _Failure(case, tuple(wrong), yours=by_name, truth={_STEP_NAMES[k]: v for k, v in jax_out.items() if k in grads})
+
+
+def _stray_batch_factor(failure: _Failure, n: int, rtol: float, atol: float) -> dict[str, str]:
+    """The step gradients that are the truth ÷N or ×N (N the minibatch size) while another gradient is right."""
+    known: dict[str, str] = {}
+    if failure.yours is None or failure.truth is None or n < 2:
+        return known
+    close = lambda a, b: bool(np.all(np.abs(a - b) <= atol + rtol * np.abs(b)))  # noqa: E731
+    for w in failure.wrong:
+        mine, true = failure.yours[w.name], failure.truth[w.name]
+        for f, what in ((1.0 / n, f"the mean over the minibatch of {n}"), (float(n), f"{n} × the sum over the minibatch")):
+            if close(mine, f * true):
+                op = f"division by {n}" if f < 1 else f"multiplication by {n}"
+                known[w.name] = (
+                    f"{w.label} is {what} where dnext_h already carries the loss's reduction (the gradients of a step are"
+                    f" sums over the minibatch): a stray {op} [reduction]"
+                )
+    return known
 
 
 def assert_step_gradients_match(
@@ -2464,8 +2485,12 @@ def _legacy_step_check(step_fn: StepFn, model: Any, max_examples: int, rtol: flo
             grads = _split_step(step_fn(upstream, x.copy(), prev_h.copy(), Wx.copy(), Wh.copy(), next_h))
             return {_STEP_NAMES[k]: v.reshape(diag_model.shape(_diagnosis_target(_STEP_NAMES[k], 1))) for k, v in grads.items()}
 
-        diagnoses = _diagnose(diag_model, failure.wrong, call, rtol, atol)
-        diagnoses = [d + " (read h_1 as next_h, h_0 as prev_h, x_1 as x; dnext_h = dL/dh_1)" if "[" in d else d for d in diagnoses]
+        known = _stray_batch_factor(failure, failure.case.x.shape[0], rtol, atol)
+        diagnoses = _diagnose(diag_model, failure.wrong, call, rtol, atol, known=known)
+        diagnoses = [
+            d + " (read h_1 as next_h, h_0 as prev_h, x_1 as x; dnext_h = dL/dh_1)" if "[" in d and "[reduction]" not in d else d
+            for d in diagnoses
+        ]
     raise AssertionError(_report(failure, diagnoses, rtol, atol)) from None
 
 

@@ -828,6 +828,19 @@ def test_step_backward_with_one_minus_h():
     assert "read h_1 as next_h" in msg
 
 
+def test_step_backward_dividing_db_by_the_minibatch_size_is_named():
+    def buggy(dnext_h, x, prev_h, Wx, Wh, next_h):
+        da = dnext_h * (1 - next_h**2)
+        return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0) / len(x)
+
+    with pytest.raises(AssertionError) as info:
+        assert_step_gradients_match(buggy, models(biases=True), **FAST)
+    msg = str(info.value)
+    assert msg.startswith("db does not match the true gradient")
+    assert "db is the mean over the minibatch of 2 where dnext_h already carries the loss's reduction" in msg
+    assert "a stray division by 2 [reduction]" in msg
+
+
 def test_step_backward_missing_transpose():
     def buggy(dnext_h, x, prev_h, Wx, Wh, next_h):
         dx, dprev_h, dWx, dWh, db = cs231n_step(dnext_h, x, prev_h, Wx, Wh, next_h)
