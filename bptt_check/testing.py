@@ -1605,7 +1605,7 @@ def _whole_array_diagnoses(failure: _Failure, rtol: float, atol: float) -> tuple
     # a reduction: every entry off by the factor between two reductions
     base = _reduction_factor(options.reduction, n, Tl)
     factors: dict[str, float] = {}
-    for r in REDUCTIONS:
+    for r in REDUCTIONS if isinstance(case, Case) else ("sum", "mean"):  # a layer's reduction is over the batch only
         f = _reduction_factor(r, n, Tl) / base
         if r != options.reduction and not math.isclose(f, 1.0) and not any(math.isclose(f, g) for g in factors.values()):
             factors[r] = f
@@ -1622,7 +1622,15 @@ def _whole_array_diagnoses(failure: _Failure, rtol: float, atol: float) -> tuple
     if "loss" in by_reduction:
         r = by_reduction.pop("loss")
         known["loss"] = f"the loss is {_describe_reduction(r, n, Tl)}; the loss checked is {asked}: pass reduction={r!r} [reduction]"
-    if by_reduction:
+    layer_params = {name for name in truth if name not in ("x", "h_0")}
+    if by_reduction and not isinstance(case, Case) and set(by_reduction) == layer_params and len(set(by_reduction.values())) == 1:
+        r = next(iter(by_reduction.values()))
+        line = (
+            f"your parameter gradients are {_describe_reduction(r, n, Tl)} (dx and dh0 per example, as 11-785's RNNCell"
+            f" does); the check expects {asked}: pass reduction={r!r} [reduction]"
+        )
+        known.update({name: line for name in by_reduction})
+    elif by_reduction:
         if len(set(by_reduction.values())) == 1 and set(by_reduction) == set(truth):
             r = next(iter(by_reduction.values()))
             f = factors[r]
@@ -2010,8 +2018,9 @@ def _backward_truths(
         if per_point is None:
             out.append(None)
             continue
+        factor = 1.0 / case.n if case.options.reduction == "mean" and case.n is not None else 1.0
         out.append({
-            name: (value if case.n is not None else value[0]) if name in ("x", "h_0") else value.sum(axis=0)
+            name: (value if case.n is not None else value[0]) if name in ("x", "h_0") else value.sum(axis=0) * factor
             for name, value in per_point.items()
         })
     return out[0], out[1], (hs if case.n is not None else hs[0])  # type: ignore[return-value]
@@ -2160,6 +2169,7 @@ def assert_backward_match(
     *,
     names: Mapping[str, str] | str | None = None,
     batch: int | tuple[int, ...] | None = (1, 2, 3),
+    reduction: Literal["sum", "mean"] = "sum",
     inputs: InputKind = "dense",
     vocab: int | None = None,
     dtype: str = "float64",
@@ -2183,6 +2193,9 @@ def assert_backward_match(
     layout ``xs`` (N, T, D), ``h0`` (N, H), ``hs`` and ``dhs`` (N, T, H);
     column layout ``xs`` (T, D, N), ``h0`` (H, N), ``hs`` (T, H, N).
     ``inputs="index"`` gives ``xs`` as token indices (N, T).
+    ``reduction="mean"``: the parameter gradients are averaged over the
+    batch (÷N; 11-785's ``RNNCell``), ``dx`` and ``dh0`` stay per example;
+    by default (``"sum"``) they are the plain vector–Jacobian product.
 
     The model (a fixed RNN or a strategy; by default :func:`models`) gives the
     sizes, activation, biases and layout; its output layer and loss play no
@@ -2194,7 +2207,11 @@ def assert_backward_match(
     for name, f in (("forward", forward), ("backward", backward)):
         if not callable(f):
             raise InvalidArgumentError(f"{name} must be callable, not {type(f).__name__}", hint=f"pass your {name} function")
-    options = _options(inputs=inputs, vocab=vocab, batch=batch, dtype=dtype)
+    if reduction not in ("sum", "mean"):
+        raise InvalidArgumentError(
+            f"reduction = {reduction!r} is invalid for a layer", hint="use 'sum' (dhs carries the loss's reduction) or 'mean' (÷N)"
+        )
+    options = _options(inputs=inputs, vocab=vocab, batch=batch, dtype=dtype, reduction=reduction)
     _run_backward_check(
         _Layer(forward, backward, _Adapter(names, None, None, None, options)), model, options,
         "assert_backward_match()", max_examples, rtol, atol, seed,
@@ -2407,6 +2424,7 @@ def assert_step_gradients_match(
     *,
     names: Mapping[str, str] | str | None = None,
     batch: int | tuple[int, ...] | None = (1, 2, 3),
+    reduction: Literal["sum", "mean"] = "sum",
     inputs: InputKind = "dense",
     vocab: int | None = None,
     dtype: str = "float64",
@@ -2431,7 +2449,8 @@ def assert_step_gradients_match(
         assert_step_gradients_match(forward_step, rnn_step_backward, models(biases=True), names="cs231n")
 
     This is :func:`assert_backward_match` for one step (T = 1; the model's
-    activation, layout and biases; ``h_0 = prev_h``, ``h_1 = next_h``).
+    activation, layout and biases; ``h_0 = prev_h``, ``h_1 = next_h``;
+    ``reduction="mean"`` for parameter gradients averaged over the batch).
 
     The older form ``assert_step_gradients_match(step_fn, model)`` still
     works: ``step_fn(dnext_h, x, prev_h, Wx, Wh, next_h)`` (row vectors,
@@ -2443,7 +2462,9 @@ def assert_step_gradients_match(
     if callable(backward_step):
         if not callable(step_fn):
             raise InvalidArgumentError(f"forward_step must be callable, not {type(step_fn).__name__}", hint="pass your forward step")
-        options = _options(inputs=inputs, vocab=vocab, batch=batch, dtype=dtype)
+        if reduction not in ("sum", "mean"):
+            raise InvalidArgumentError(f"reduction = {reduction!r} is invalid for a step", hint="use 'sum' or 'mean' (÷N)")
+        options = _options(inputs=inputs, vocab=vocab, batch=batch, dtype=dtype, reduction=reduction)
         adapter = _Adapter(names, None, None, None, options)
         strategy = model if model is not None else models()
         if isinstance(strategy, RNN):

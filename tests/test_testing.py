@@ -1225,3 +1225,20 @@ def test_two_function_step_check_with_dicts_and_tuples():
     assert_step_gradients_match(forward_step, as_dict, models(biases=True), **FAST)
     msg = _failure_of(assert_step_gradients_match, forward_step, lambda d, c: backward_step(d, c, bug=True), models(biases=True))
     assert "uses 1 - h_1 where the tanh derivative 1 - h_1**2 belongs (step 1) [wrong_activation_derivative] (read h_1 as next_h" in msg
+
+
+def test_a_layer_averaging_its_parameter_gradients_over_the_batch():
+    """11-785's RNNCell divides dW and db by the batch size, not dx or dh: reduction='mean' says so."""
+
+    def averaged(dhs, cache):
+        g = layer_backward(dhs, cache)
+        n = dhs.shape[0]
+        return {k: (v if k in ("dx", "dh0") else v / n) for k, v in g.items()}
+
+    fwd = lambda p, x, h: layer_forward(p, x, h)  # noqa: E731
+    assert_backward_match(fwd, averaged, models(biases=True), reduction="mean", **FAST)
+    msg = _failure_of(assert_backward_match, fwd, averaged, models(biases=True))
+    assert "your parameter gradients are the mean over the batch of 2 (dx and dh0 per example, as 11-785's RNNCell does);" in msg
+    assert "the check expects the sum: pass reduction='mean' [reduction]" in msg
+    msg = _failure_of(assert_backward_match, fwd, layer_backward, models(biases=True), reduction="mean")
+    assert "your parameter gradients are the sum" in msg and "pass reduction='sum'" in msg
