@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,7 @@ def _rows(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_resume_reuses_only_results_whose_key_still_holds(tmp_path: Path):
     q = _question(tmp_path / "q.toml")
     subs = _class(tmp_path / "class.csv", [("a", RIGHT), ("b", SIGN), ("c", RIGHT + " ")])
@@ -160,3 +163,26 @@ def test_a_class_results_json_keeps_the_class_summary_for_the_ta(tmp_path: Path)
     assert doc["output"] == "" and "sign_flip" not in json.dumps([t["output"] for t in doc["tests"] if "[a]" in t["name"]])
     report = (tmp_path / "results.report.txt").read_text()
     assert "verdicts:" in report and "most common mistakes" in report
+
+
+@pytest.mark.slow
+def test_the_command_line_refuses_another_questions_file_and_reports_reuse(tmp_path: Path):
+    subs = _class(tmp_path / "class.csv", [("a", RIGHT), ("b", SIGN)])
+    q, other, out = _question(tmp_path / "q.toml"), _question(tmp_path / "o.toml", target="dL/dW_hy"), tmp_path / "o.csv"
+
+    def grade(*args: Path | str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bptt_check", "grade", *map(str, args), "--jobs", "1"],
+                              capture_output=True, text=True, timeout=300)
+
+    assert grade("--question", q, subs, "--out", out).returncode == 0
+    _question(q, sign_flip=0.25)
+    again = grade("--question", q, subs, "--out", out)
+    assert again.returncode == 0 and "2 re-graded (2 because the rubric changed)" in again.stdout
+    assert {r["id"]: float(r["score"]) for r in _rows(out)} == {"a": 4, "b": 1}
+    refused = grade("--question", other, subs, "--out", out)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "holds results for another question" in refused.stderr and "--restart" in refused.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    nothing = grade("--question", q, empty)
+    assert nothing.returncode == 2 and "the submissions file is empty" in nothing.stderr

@@ -350,3 +350,18 @@ def test_the_examples_gradescope_scripts_are_the_ones_the_zip_gets():
     assert (folder / "setup.sh").read_text() == SETUP_SH
     assert (folder / "run_autograder").read_text() == RUN_AUTOGRADER
     assert all(os.access(folder / f, os.X_OK) for f in ("setup.sh", "run_autograder"))
+
+
+def test_platform_commands_fail_in_one_line_and_always_leave_results(tmp_path: Path):
+    bad = tmp_path / "assignment.toml"
+    bad.write_text('[[question]]\nname = "x"\ntarget = "dL/dW_hh"\nvisibility = "soon"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    build = subprocess.run([sys.executable, "-m", "bptt_check", "gradescope", "build", str(bad), "--out",
+                            str(tmp_path / "a.zip")], capture_output=True, text=True, timeout=120, env=env)
+    assert build.returncode == 2 and "Traceback" not in build.stderr and "visibility = 'soon'" in build.stderr
+    assert not (tmp_path / "a.zip").exists()
+    grade_root = tmp_path / "grade"  # no tests/ folder: the grader still writes a results file
+    run = subprocess.run([sys.executable, "-m", "bptt_check", "prairielearn-grade", str(grade_root)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    doc = json.loads((grade_root / "results" / "results.json").read_text())
+    assert run.returncode == 0 and doc["gradable"] is False and "internal error" in doc["message"]
