@@ -13,16 +13,18 @@ import io
 import json
 import os
 import sys
-import tomllib
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
-from .errors import BpttCheckError, ConfigError, ExpressionError, FileFormatError, InternalError
-from .model import ACTIVATIONS, CONVENTIONS, LOSSES, RNN, normalize_choice
-from .vocabulary import did_you_mean
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .language import Notation
+from .errors import BpttCheckError, ConfigError, ExpressionError, InternalError
+from .options import (  # noqa: F401 (MODEL_OPTIONS, model_changes, notation_table: re-exported)
+    MODEL_OPTIONS,
+    add_model_options,
+    model_changes,
+    model_from,
+    notation_from,
+    notation_table,
+    positive_int,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -34,145 +36,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"bptt-check: error: {message} (hint: bptt-check {self.prog.split()[-1]} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _sizes(text: str) -> tuple[int, int, int]:
-    parts = text.split(",")
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r} is not D,H,O (three sizes separated by commas, e.g. 2,2,2)")
-    out = []
-    for name, part in zip("DHO", parts):
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"size {name} = {part!r} in {text!r} is not a whole number") from None
-    return out[0], out[1], out[2]
-
-
-def _choice(option: str, choices: tuple[str, ...]) -> Callable[[str], str]:
-    """An argparse type for a model option's value: dashes or underscores, any case (``cross-entropy``)."""
-    names = [c.replace("_", "-") for c in choices]
-    shown = ", ".join(names[:-1]) + " or " + names[-1]
-
-    def convert(text: str) -> str:
-        value = normalize_choice(text)
-        if value not in choices:
-            guess = did_you_mean(str(value).replace("_", "-"), names, quote=False)
-            guess = f"{guess} " if guess else ""
-            raise argparse.ArgumentTypeError(f"{text!r} is not a known {option}: {guess}use {shown}")
-        return str(value)
-
-    convert.__name__ = option  # argparse names the type in its messages
-    return convert
-
-
-MODEL_OPTIONS = ("steps", "sizes", "loss_at", "h0", "biases", "convention", "activation", "loss")
-"""The ``argparse`` destinations of the model options (:func:`model_changes`)."""
-
-
-def add_model_options(p: argparse.ArgumentParser, *, notation: bool = True, overrides: str = "") -> None:
-    """Add the model options (and ``--notation``) to a command; ``overrides`` names what they override."""
-    title = "model (default: the seed's: T=2, D=H=O=2, loss at every step, row vectors, tanh, cross-entropy)"
-    if overrides:
-        title = f"model (each option given overrides the {overrides})"
-    g = p.add_argument_group(title)
-    g.add_argument("--steps", type=_positive_int, default=None, metavar="N", help="number of steps T")
-    g.add_argument("--sizes", type=_sizes, default=None, metavar="D,H,O", help="input, hidden, output sizes")
-    g.add_argument("--loss-at", choices=("all", "last"), default=None, help="loss at every step or the last only")
-    g.add_argument("--h0", choices=("input", "zeros"), default=None, help="h_0 a given input or zeros")
-    g.add_argument("--biases", action=argparse.BooleanOptionalAction, default=None,
-                   help="biases b_h and b_y (on, or off with --no-biases)")
-    g.add_argument("--convention", type=_choice("convention", CONVENTIONS), default=None, metavar="row|column",
-                   help="row vectors (x_t @ W_xh, the seed's) or column vectors (W_xh x_t, Goodfellow's, min-char-rnn's)")
-    g.add_argument("--activation", type=_choice("activation", ACTIVATIONS), default=None,
-                   metavar="tanh|sigmoid|relu", help="the hidden activation")
-    g.add_argument("--loss", type=_choice("loss", LOSSES), default=None, metavar="cross-entropy|squared-error",
-                   help="softmax with cross-entropy, or a linear output with 1/2 squared error")
-    if notation:
-        g.add_argument("--notation", default=None, metavar="FILE|NAME",
-                       help="a TOML file with a [notation] table, or a built-in notation: seed, textbook"
-                            " (Goodfellow's U V W b c o), min-char-rnn (Wxh Whh Why bh by hs ps ys)")
-
-
-def model_changes(args: argparse.Namespace) -> dict[str, Any]:
-    """The RNN fields the model options given on the command line set (none given: empty)."""
-    changes: dict[str, Any] = {}
-    if getattr(args, "steps", None) is not None:
-        changes["steps"] = args.steps
-    if getattr(args, "sizes", None) is not None:
-        changes["input_size"], changes["hidden_size"], changes["output_size"] = args.sizes
-    for name in ("loss_at", "h0", "biases", "convention", "activation", "loss"):
-        if getattr(args, name, None) is not None:
-            changes[name] = getattr(args, name)
-    return changes
-
-
-def _model_from(args: argparse.Namespace, base: RNN | None = None) -> RNN:
-    model = base or RNN()
-    changes = model_changes(args)
-    return model.replace(**changes) if changes else model
-
-
-def notation_table(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The ``[notation]`` table ``--notation`` asks for: a built-in name as ``{"use": name}``, or a file's table."""
-    from .language import is_builtin_notation
-
-    given: str | None = getattr(args, "notation", None)
-    if given is None:
-        return None
-    if is_builtin_notation(given):
-        return {"use": given}
-    path = Path(given)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        hint = None
-        if not path.suffix:
-            from .language import BUILTIN_NAMES
-
-            guess = did_you_mean(given.lower(), BUILTIN_NAMES, quote=False)
-            guess = f"{guess} " if guess else ""
-            hint = guess + "--notation takes a TOML file or a built-in notation: " + ", ".join(BUILTIN_NAMES)
-        raise FileFormatError(f"cannot read notation file {path}: {err.strerror}", hint=hint) from None
-    except UnicodeDecodeError:
-        raise FileFormatError(f"{path}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as err:
-        raise FileFormatError(f"{path}: not valid TOML: {err}") from None
-    table = data.get("notation")
-    if not isinstance(table, dict):
-        raise FileFormatError(f"{path}: no [notation] table", hint="write e.g. [notation] then t = \"h\"")
-    return table
-
-
-def _notation_from(args: argparse.Namespace) -> Notation | None:
-    from .language import Notation, is_builtin_notation
-
-    table = notation_table(args)
-    if table is None:
-        return None
-    return Notation.from_table(table, source="" if is_builtin_notation(args.notation) else str(args.notation))
-
-
 # -- commands -------------------------------------------------------------------
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from .compare import Settings, check
 
-    model = _model_from(args)
+    model = model_from(args)
     result = check(
         args.expr,
         args.target,
         model=model,
-        notation=_notation_from(args),
+        notation=notation_from(args),
         syntax=args.syntax,
         settings=Settings(reading=args.reading, seed=args.seed),
     )
@@ -194,8 +69,8 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     from .language import parse_target, to_latex, to_plain
     from .language.ast import Partial, walk
 
-    model = _model_from(args)
-    target = parse_target(args.target, model, notation=_notation_from(args))
+    model = model_from(args)
+    target = parse_target(args.target, model, notation=notation_from(args))
     if target.wrt is None or target.index is not None or not target.of.is_loss:
         raise ConfigError(
             f"derive prints gradients of L or of one L_t with respect to a whole name, not {target}",
@@ -246,7 +121,7 @@ def _cmd_selfcheck(args: argparse.Namespace) -> int:
 
     configs = None
     if model_changes(args):
-        configs = [_model_from(args)]
+        configs = [model_from(args)]
     report = run_selfcheck(configs, points=args.points, seed=args.seed)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -282,14 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(run=_cmd_derive)
 
     s = sub.add_parser("selfcheck", help="sympy vs jax vs finite differences over many models")
-    s.add_argument("--points", type=_positive_int, default=3)
+    s.add_argument("--points", type=positive_int, default=3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
     add_model_options(s, notation=False)
     s.set_defaults(run=_cmd_selfcheck)
 
     from .derivations import add_verify_command
-    from .grading import add_grade_command
+    from .grading.command import add_grade_command
 
     add_verify_command(sub)
     add_grade_command(sub)

@@ -698,7 +698,7 @@ def add_verify_command(subparsers: Any) -> None:
     v.add_argument("--json", action="store_true", help="print a JSON list, one object per claim")
     v.add_argument("--seed", type=int, default=0, help="seed of the sample points")
     v.add_argument("--no-details", action="store_true", help="do not print the full result of claims that fail")
-    from .cli import add_model_options
+    from .options import add_model_options
 
     add_model_options(v, notation=False, overrides="[model] table of every file")
     v.set_defaults(run=cmd_verify)
@@ -708,7 +708,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Run ``bptt-check verify``: print the table (or JSON); return the exit code."""
     from .compare import Settings
 
-    from .cli import model_changes
+    from .options import model_changes
 
     report = verify(args.paths, settings=Settings(seed=args.seed), model_changes=model_changes(args))
     if args.json:

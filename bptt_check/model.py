@@ -30,14 +30,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping
 
 from .errors import ConfigError
 from .vocabulary import READING_POLICIES, ReadingPolicy, did_you_mean, reading_policy  # noqa: F401 (re-exported)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .numeric import NumericRNN
-    from .symbolic import SymbolicRNN
 
 Reading = Literal["total", "immediate"]
 """How a partial is read: every path (total) or only paths through no other step's h (Pascanu et al.'s ∂⁺)."""
@@ -336,18 +332,6 @@ class RNN:
         for ref in self.refs():
             if ref.family == family:
                 yield ref
-
-    def symbolic(self) -> "SymbolicRNN":
-        """The sympy side of this model (imports sympy on first use)."""
-        from .symbolic import SymbolicRNN
-
-        return SymbolicRNN(self)
-
-    def numeric(self) -> "NumericRNN":
-        """The jax side of this model (imports jax on first use)."""
-        from .numeric import NumericRNN
-
-        return NumericRNN(self)
 
     def describe(self) -> str:
         D, H, O = self.sizes

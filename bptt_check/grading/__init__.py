@@ -11,14 +11,14 @@
   answer, ``grade_many`` / ``grade_iter`` a batch in worker processes under a
   hard time budget.
 * :class:`GradeResult` — one graded answer; :class:`Summary` — a batch's counts.
-* :func:`read_submissions`, :func:`run_grade` and :func:`add_grade_command`
-  — the ``bptt-check grade`` command and its pieces.
+* :func:`read_submissions` and :func:`run_grade` — the pieces of ``bptt-check
+  grade`` (the command itself is :mod:`bptt_check.grading.command`).
 
 Importing this package is cheap: sympy and jax load when a truth is built.
 """
 
 from .batch import Submission
-from .command import add_grade_command, cmd_grade, run_grade
+from .command import run_grade
 from .grader import Grader
 from .question import Question, Rubric
 from .result import GradeResult, Summary
@@ -31,8 +31,6 @@ __all__ = [
     "Rubric",
     "Submission",
     "Summary",
-    "add_grade_command",
-    "cmd_grade",
     "read_submissions",
     "run_grade",
 ]

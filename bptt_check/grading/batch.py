@@ -25,12 +25,16 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Union, cast
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Union, cast
 
 from ..errors import ConfigError
-from .grader import SYNTAXES, CacheKey, Grader, Syntax, cache_key
+from ..vocabulary import SYNTAXES, Syntax
+from .keys import CacheKey, cache_key
 from .pool import Done, Pool, Task
 from .result import GradeResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .grader import Grader
 
 
 @dataclass(frozen=True)

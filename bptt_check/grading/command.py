@@ -32,7 +32,7 @@ EXIT_OK = 0
 
 def add_grade_command(subparsers: Any) -> None:
     """Add ``grade``, ``gradescope`` and ``prairielearn-grade`` to the ``bptt-check`` sub-commands (an ``argparse`` subparsers object)."""
-    from ..cli import _positive_int, add_model_options
+    from ..options import add_model_options, positive_int
 
     g = subparsers.add_parser(
         "grade",
@@ -52,7 +52,7 @@ def add_grade_command(subparsers: Any) -> None:
                    help="results file (default: standard output; results.json for gradescope)")
     g.add_argument("--format", choices=FORMATS, default=None,
                    help="results format (default: by --out's extension: .json gradescope, .csv csv, else jsonl)")
-    g.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                    help=f"at most N worker processes, started as they pay (default: one per core: {default_jobs()})")
     g.add_argument("--budget", type=_positive_seconds, default=None, metavar="S",
                    help="seconds per answer (default: the rubric's budget, 10)")
@@ -70,7 +70,7 @@ def add_grade_command(subparsers: Any) -> None:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     """Run ``bptt-check grade``; print the summary; return the exit code."""
-    from ..cli import model_changes, notation_table
+    from ..options import model_changes, notation_table
 
     summary = run_grade(
         args.question,

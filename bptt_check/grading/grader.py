@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 from ..errors import BpttCheckError, ConfigError, InternalError
 from ..vocabulary import SYNTAXES, Syntax
 from ..results import CheckResult, Diagnosis
+from .keys import CacheKey, cache_key, effective_syntax, normalize  # noqa: F401 (re-exported)
 from .question import Question
 from .result import GradeResult
 
@@ -24,39 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAX_ANSWER_CHARS = 20_000
 """Longer answers are ``invalid`` without being read (a full T=2 answer is ~200 characters)."""
-
-CacheKey = tuple[str, ...]
-
-
-def effective_syntax(text: str, syntax: str) -> str:
-    """The syntax an answer is read in: ``auto`` is the language's own choice (SPEC §4)."""
-    if syntax == "auto":
-        from ..language import detect_syntax
-
-        return detect_syntax(text)
-    return syntax
-
-
-_SPACE_RUN = re.compile(r"(?<!\\)\s+")
-
-
-def normalize(text: str) -> str:
-    """Collapse every run of whitespace to one space, and strip the ends.
-
-    Whitespace separates tokens and means nothing more, so answers that differ
-    only in spacing or line breaks read the same. Whitespace right after a
-    backslash is left alone (``\\ `` is a LaTeX command of its own), and so
-    is a text with a ``%`` and a line break (a LaTeX comment ends at the line).
-    """
-    if "%" in text and "\n" in text:
-        return text
-    return _SPACE_RUN.sub(" ", text).strip()
-
-
-def cache_key(text: str, syntax: str) -> CacheKey:
-    """The key under which identical answers share one check."""
-    return (effective_syntax(text, syntax), normalize(text))
-
 
 @dataclass(frozen=True)
 class _Entry:
