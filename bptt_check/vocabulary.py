@@ -95,7 +95,6 @@ DIAGNOSES: Mapping[str, DiagnosisCode] = _registry(
     ("time_budget", "invalid", "checking the answer ran past its time budget"),
     ("too_long", "invalid", "grading: the answer is longer than the grader reads"),
     ("empty", "invalid", "grading: the answer is empty"),
-    ("missing", "invalid", "grading: a student's submission has no answer to this question of the assignment"),
     ("bad_row", "invalid", "grading: the submission's row cannot be used (a missing id or answer, a bad value)"),
     ("missing", "invalid", "grading: no answer to this question was found in the student's submission"),
     ("crashed", "invalid", "grading: the process checking the answer died"),
