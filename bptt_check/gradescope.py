@@ -336,7 +336,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     with zipfile.ZipFile(out) as z:
         names = z.namelist()
     print(f"wrote {out} ({len(names)} files: {', '.join(names)})")
-    print("upload it as the autograder of a Gradescope programming assignment (docs/grading.md)")
+    print("upload it as the autograder of a Gradescope programming assignment (see examples/course/README.md)")
     return 0
 
 

@@ -297,11 +297,12 @@ def grade_answer(grader: Grader, answer: Answer | str) -> GradeResult:
         answer = Answer(answer)
     syntax = answer.syntax if answer.syntax in ("auto", "plain", "latex") else "auto"
     steps = derivation_steps(answer.text)
-    if len(steps) <= 2 or any(not s for s in steps):
-        return _check(grader, answer.text, syntax)
+    named = len(steps) > 1 and _names_target(grader, steps[0], syntax)
+    if len(steps) == 1 or (len(steps) == 2 and named) or any(not s for s in steps):
+        return _check(grader, answer.text, syntax)  # an expression, or "target = expression"
     final = _check(grader, steps[-1], syntax)
     notes = []
-    first = 1 if _names_target(grader, steps[0], syntax) else 0
+    first = 1 if named else 0
     for number, step in enumerate(steps[first:-1], start=1):
         r = _check(grader, step, syntax)
         if r.verdict not in ("equivalent", "equivalent_numerically"):
@@ -365,7 +366,7 @@ _DROP_LINE = re.compile(
 def read_answers(path: str | Path, names: Sequence[str] = ()) -> tuple[dict[str, Answer], list[str]]:
     """The labelled answers in a submission file, and notes about what was ignored.
 
-    Labelling (see docs/grading.md): in ``.tex``, ``.md`` and ``.txt`` files,
+    Labelling (what students are told: examples/course/README.md): in ``.tex``, ``.md`` and ``.txt`` files,
     a line ``question: NAME`` — optionally behind a comment or heading
     marker: ``% question: dW_hh``, ``# question: dW_hh``, ``<!-- question:
     dW_hh -->`` — starts the answer to ``NAME``, which runs to the next label
