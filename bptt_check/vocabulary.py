@@ -77,13 +77,7 @@ class DiagnosisCode:
     meaning: str
 
 
-def _registry(*entries: tuple[str, DiagnosisKind, str]) -> Mapping[str, DiagnosisCode]:
-    table = {code: DiagnosisCode(code, kind, meaning) for code, kind, meaning in entries}
-    assert len(table) == len(entries), "a diagnosis code is registered twice"
-    return MappingProxyType(table)
-
-
-DIAGNOSES: Mapping[str, DiagnosisCode] = _registry(
+_ENTRIES: tuple[tuple[str, DiagnosisKind, str], ...] = (
     # why an answer was not checked (verdict invalid); errors.py's classes carry these codes
     ("invalid", "invalid", "the answer cannot be checked (e.g. no target given, or a bad value)"),
     ("parse_error", "invalid", "the text does not follow the grammar (plain or LaTeX)"),
@@ -123,6 +117,11 @@ DIAGNOSES: Mapping[str, DiagnosisCode] = _registry(
     ("swapped_weights", "mistake", "W_xh and W_hh swapped"),
     ("swapped_index", "mistake", "an entry target answered with the entry whose row and column are swapped"),
     ("wrong_entry", "mistake", "an entry target answered with another entry of the gradient"),
+)
+"""(code, kind, meaning) of every diagnosis code (a test checks that no code appears twice)."""
+
+DIAGNOSES: Mapping[str, DiagnosisCode] = MappingProxyType(
+    {code: DiagnosisCode(code, kind, meaning) for code, kind, meaning in _ENTRIES}
 )
 """Every diagnosis code, in the order of the docs (``docs/diagnoses.md`` is :func:`diagnoses_markdown`)."""
 

@@ -51,6 +51,14 @@ def test_every_code_the_package_emits_is_registered() -> None:
     assert not unregistered, f"register these in bptt_check/vocabulary.py DIAGNOSES: {unregistered}"
 
 
+def test_no_code_is_registered_twice() -> None:
+    from bptt_check.vocabulary import _ENTRIES
+
+    codes = [code for code, _, _ in _ENTRIES]
+    assert sorted(c for c in set(codes) if codes.count(c) > 1) == []
+    assert list(DIAGNOSES) == list(dict.fromkeys(codes))
+
+
 def test_every_error_class_code_is_registered() -> None:
     classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)]
     assert {cls.code for cls in classes} <= set(DIAGNOSES)
