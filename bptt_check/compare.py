@@ -238,7 +238,11 @@ class Checker:
             evidence = self._evidence(outcome, proof, bound, deadline)
             msg = (
                 f"the answer equals the true {self.target}"
-                + (" (exact proof)" if proof else f" at all {s.points} sample points (no exact proof: {self._no_proof})")
+                + (
+                    (" in every activation region (exact proof)" if self.model.activation == "relu" else " (exact proof)")
+                    if proof
+                    else f" at all {s.points} sample points (no exact proof: {self._no_proof})"
+                )
             )
             return CheckResult(verdict=verdict, score=1.0, message=msg, evidence=evidence, **base)
 

@@ -287,7 +287,8 @@ def test_a_dropped_relu_derivative_with_one_unit_is_never_proved(seed):
     assert result.verdict == "not_equivalent"
     assert "step(a_1)" in result.message  # the float points see a_1 < 0 with the path through step 2 open
     right = "x_1.T @ ((dL/dh_2 * step(a_2)) @ W_hh.T * step(a_1)) + x_2.T @ (dL/dh_2 * step(a_2))"
-    assert check(right, "dL/dW_xh", model=ONE_UNIT, settings=Settings(seed=seed)).verdict == "equivalent"
+    proved = check(right, "dL/dW_xh", model=ONE_UNIT, settings=Settings(seed=seed))
+    assert proved.verdict == "equivalent" and "in every activation region (exact proof)" in proved.message
 
 
 def test_a_region_no_sample_point_reaches_is_named():
