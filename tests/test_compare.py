@@ -425,3 +425,24 @@ def test_a_jacobian_times_a_gradient_in_the_column_convention_is_a_missing_trans
     # with one hidden unit the product is right as written (scalars commute)
     scalar = RNN(convention="column", loss_at="last", input_size=1, hidden_size=1)
     assert check("dh_2/dh_1 * dL/dh_2", "dL/dh_1", model=scalar).verdict == "equivalent"
+
+
+@pytest.mark.parametrize(
+    "answer, target, verdict",
+    [
+        ("relu(x_1 @ W_xh + h_0 @ W_hh)", "h_1", "equivalent"),
+        ("step(a_1) * a_1", "h_1", "equivalent"),
+        ("h_1 * step(h_1)", "h_1", "equivalent"),
+        ("a_1 + relu(-a_1)", "h_1", "equivalent"),  # relu(a) - relu(-a) = a
+        ("a_1", "h_1", "not_equivalent"),  # right only where the unit is active
+        ("x_2.T @ (dL/dh_2 * step(h_2)) + x_1.T @ ((dL/dh_2 * step(a_2)) @ W_hh.T * step(a_1) ** 2)",
+         "dL/dW_xh", "equivalent"),
+        ("x_2.T @ (dL/dh_2 * step(h_2)) + x_1.T @ ((dL/dh_2 * step(a_2)) @ W_hh.T * (1 - step(-a_1)))",
+         "dL/dW_xh", "equivalent"),
+        ("x_2.T @ (dL/dh_2 * step(h_2)) + x_1.T @ ((dL/dh_2 * step(a_2)) @ W_hh.T * step(-a_1))",
+         "dL/dW_xh", "not_equivalent"),
+    ],
+)
+def test_relu_spellings_are_proved_in_every_region(answer, target, verdict):
+    result = check(answer, target, model=ONE_UNIT)
+    assert result.verdict == verdict, str(result)
