@@ -407,6 +407,20 @@ def test_errors_inside_a_check_become_invalid_results(question: Question):
     assert "INTERNAL ERROR" in str(summary) and "not the students'" in str(summary)
 
 
+def test_the_summary_line_counts_only_checks_in_its_rate():
+    def results(n: int, code: str) -> list[GradeResult]:
+        return [GradeResult(id=f"{code}{i}", verdict="invalid", score=0.0, max_score=MAX,
+                            diagnoses=(Diagnosis(code, "x"),), message="x") for i in range(n)]
+
+    refused = Summary.of(results(2, "empty"), question="q", max_score=MAX, graded=2, unique=0, refused=2, seconds=1.5)
+    head = str(refused).splitlines()[0]
+    assert "none needed a check" in head and "answers/s" not in head and "duplicate" not in head
+    slow = Summary.of(results(9, "parse_error"), question="q", max_score=MAX, graded=9, unique=9, seconds=7.0)
+    assert "(1.3 answers/s)" in str(slow).splitlines()[0]
+    fast = Summary.of(results(300, "parse_error"), question="q", max_score=MAX, graded=300, unique=100, seconds=2.0)
+    assert "(150 answers/s; 200 duplicates graded once)" in str(fast).splitlines()[0]
+
+
 def test_in_process_batches(grader: Grader):
     subs = [("a", PLAIN), ("b", WRONG[0]), ("c", PLAIN + "  "), Submission("d", TRANSPOSED[0], "plain"),
             {"id": "e", "answer": CORRECT[8], "syntax": "latex"}]

@@ -173,7 +173,13 @@ class Summary:
         )
 
     def __str__(self) -> str:
-        rate = f"{self.answers_per_second:.0f} answers/s" if self.graded else "nothing new to grade"
+        if not self.graded:
+            rate = "nothing new to grade"
+        elif not self.unique:  # every answer refused unread, or a duplicate: no rate of checking to show
+            rate = "none needed a check"
+        else:
+            per_second = self.answers_per_second
+            rate = f"{per_second:.1f} answers/s" if per_second < 10 else f"{per_second:.0f} answers/s"
         dup = self.duplicates
         head = f"graded {_count(self.graded, 'answer')} to {self.question} in {self.seconds:.1f} s ({rate}"
         head += f"; {_count(dup, 'duplicate')} graded once)" if dup > 0 else ")"
