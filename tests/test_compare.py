@@ -446,3 +446,16 @@ def test_a_jacobian_times_a_gradient_in_the_column_convention_is_a_missing_trans
 def test_relu_spellings_are_proved_in_every_region(answer, target, verdict):
     result = check(answer, target, model=ONE_UNIT)
     assert result.verdict == verdict, str(result)
+
+    "answer, target, model",
+    [
+        (r"\exp(z_1)/\mathbf{1}^\top\exp(z_1)", "yhat_1", RNN(convention="column")),
+        (r"e^{z_1} / (e^{z_1} \mathbf{1})", "yhat_1", RNN()),
+        (r"(I - \operatorname{diag}(h_2^2)) \frac{\partial L}{\partial h_2}", "dL/da_2", RNN(convention="column", loss_at="last")),
+        (r"\frac{\partial L}{\partial h_2} \odot (\mathbf{1} - h_2^{2})", "dL/da_2", RNN(loss_at="last")),
+        (r"\frac{\partial L}{\partial a_2} W_{hh}^\top I", "dL/dh_1", RNN(loss_at="last")),
+    ],
+)
+def test_ones_and_identity_sized_by_context_check_equivalent(answer: str, target: str, model: RNN) -> None:
+    result = check(answer, target, model=model)
+    assert result.verdict == "equivalent", str(result)

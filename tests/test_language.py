@@ -1519,3 +1519,51 @@ def test_partials_linking_right_to_left_are_a_matrix_product_with_a_named_repair
         parse("dh_2/dh_1 * dL/dh_2", M)
     # linking left to right: a chain, nothing to repair
     assert parse("dL/dh_2 * dh_2/dh_1", col).repairs == ()
+
+
+# ---------------------------------------------------------------------------
+# Constants sized by their context: \mathbf{1} and I
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,same,model",
+    [
+        (r"\exp(z_1)/\mathbf{1}^\top\exp(z_1)", "exp(z_1) / (ones(2, 1).T @ exp(z_1))", COL),
+        (r"\exp(z_1)/(\exp(z_1)\mathbf{1})", "exp(z_1) / (exp(z_1) @ ones(2, 1))", M),
+        (r"\mathbf{1} - h_1^{\circ 2}", "ones(1, 2) - h_1**2", M),  # a bare vector of ones takes the row's orientation
+        (r"\boldsymbol{1} - h_1^{\circ 2}", "ones(2, 1) - h_1**2", COL),
+        (r"-\mathbb{1}^\top h_1", "-ones(2, 1).T @ h_1", COL),
+        (r"(I - \operatorname{diag}(h_2)^2) W_{hh}", "(diag(ones(1, 2)) - diag(h_2)^2) @ W_hh", COL),
+        ("I @ W_hh - 2 * I", "diag(ones(1, 2)) @ W_hh - 2 * diag(ones(1, 2))", M),
+        (r"\mathbf{I} W_{xh}", "diag(ones(1, 2)) @ W_xh", M),
+        (r"\mathbf{1} - h_1^2", "ones(1, 1) - h_1**2", RNN(input_size=1, hidden_size=1)),  # only 1×1 around it
+    ],
+)
+def test_ones_and_identity_take_their_size_from_their_context(text: str, same: str, model: RNN) -> None:
+    assert parse(text, model).expr == parse(same, model).expr
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        (r"\mathbf{1}", r"the size of \mathbf{1} is not fixed here"),
+        ("I", "the size of I is not fixed here"),
+        (r"\exp(2\mathbf{1})", r"the size of \mathbf{1} is not fixed here"),
+        (r"\mathbf{1} \mathbf{1}^\top", "is not fixed here"),
+        (r"\mathbf{1}^\top \exp(z_1)", r"\mathbf{1}^T would be 1×1 here, beside a 1×2 operand"),  # a row: never silently the scalar 1
+        ("I + h_1", "I (square) cannot match a 1×2 operand"),
+    ],
+)
+def test_ones_and_identity_are_never_silently_scalars(text: str, fragment: str) -> None:
+    with pytest.raises(ShapeError) as info:
+        parse(text, M)
+    assert fragment in str(info.value)
+
+
+def test_an_inline_fraction_s_denominator_runs_on_only_when_left_to_right_has_no_shape() -> None:
+    assert P("h_1 / 2 W_hh", M) == P("(h_1 / 2) @ W_hh", M)
+    assert P(r"\exp(z_1)/\mathbf{1}^\top\exp(z_1)", COL) == P(r"\exp(z_1)/(\mathbf{1}^\top\exp(z_1))", COL)
+    with pytest.raises(ShapeError, match=r"shape mismatch in / \(elementwise division\): 1×2 / 2×2"):
+        parse("h_1 / W_hh h_1", M)  # neither grouping has a shape: the left-to-right error
+    assert parse("I", M, notation=Notation.from_table({"I": "W_hh"})).expr == parse("W_hh", M).expr  # a name wins

@@ -500,6 +500,10 @@ class Lexer:
         if got is None:
             raise self._error("a name was expected here", i)
         spec, j = got
+        if spec.parts == ("I",) and spec.index is None and not self.is_base("I"):
+            # the identity matrix, sized by what it multiplies or is added to
+            self._transpose = None
+            return [self._tok("NUMBER", i, j, "identity")], j
         self.check_name(spec)
         transpose, self._transpose = self._transpose, None
         if transpose is not None:  # h^{(t)\top} or W^\top_{hh}: a name and its transpose
@@ -991,6 +995,9 @@ class Lexer:
                 word = self.text[k + 1 : end - 1].strip()
                 if word in LATEX_FUNCTIONS and name in _OPERATOR_WRAPPERS | {"mathbf"}:
                     return self._function(LATEX_FUNCTIONS[word], i, end)
+                if word == "1" and name in _STYLE - _OPERATOR_WRAPPERS | {"mathbb"}:
+                    # \mathbf{1}: the all-ones vector, sized by what it multiplies or is added to
+                    return [self._tok("NUMBER", i, end, "ones")], end
             base = self._scan_base(i)
             self._transpose = None
             if base is not None:

@@ -139,6 +139,21 @@ class Ambiguity:
 
 
 @dataclass(frozen=True, slots=True)
+class _Open:
+    """A constant whose size its context fixes: the all-ones vector or the identity matrix, with what
+    has been done to it so far (``build(shape)`` makes the sized value)."""
+
+    kind: str
+    """"vec" (a bare all-ones vector: a column, or a row beside a row), "col", "row" (oriented by a
+    transpose) or "eye" (the identity)."""
+    what: str
+    """As written, for messages."""
+    build: Callable[[tuple[int, int]], Expr]
+    scalar: bool = False
+    """Whether it met a 1×1 value (not a literal number): with nothing else to size it, it is then 1×1."""
+
+
+@dataclass(frozen=True, slots=True)
 class _R:
     """A resolved subexpression and where it came from."""
 
@@ -147,6 +162,12 @@ class _R:
     end: int
     links: tuple[tuple[str, str], ...] = ()
     """For a Partial or Chain: (numerator, denominator) as the user spelled them, per factor."""
+    open: "_Open | None" = None
+    """A constant sized by its context (``\\mathbf{1}``, ``I``) not yet sized; ``expr`` is a placeholder."""
+
+    def moved(self, start: int, end: int) -> "_R":
+        """The same value, spanning ``start..end`` (a group's brackets, a sign)."""
+        return _R(self.expr, start, end, self.links, self.open)
 
     @property
     def shape(self) -> Shape:
@@ -284,8 +305,13 @@ class Resolver:
         simple = isinstance(r.expr, (Name, Number, Element, Call, Apply, Partial, Transpose))
         return raw if simple or raw.startswith("(") else f"({raw})"
 
-    def _ordinary(self, r: _R) -> _R:
-        """``r`` used as an ordinary value: a Jacobian without matrix form is an error here."""
+    def _ordinary(self, r: _R, *, open_ok: bool = False) -> _R:
+        """``r`` used as an ordinary value: a Jacobian without matrix form is an error here, and so is a
+        constant its context has not sized (unless ``open_ok``: a product or sum will size it)."""
+        if r.open is not None and not open_ok:
+            if not r.open.scalar:
+                raise self._unsized(r)
+            r = _R(r.open.build((1, 1)), r.start, r.end)  # only 1×1 values around it (one hidden unit)
         if isinstance(r.expr, (Partial, Chain)) and len(r.expr.shape) > 2:
             shown = _partial_display(r.links) if r.links else "this partial"
             axes = len(r.expr.shape)
@@ -296,6 +322,79 @@ class Resolver:
                 hint="chain it with partials that link, down to a scalar: ∂L_1/∂yhat_1 · ∂yhat_1/∂W_hy",
             )
         return r
+
+    def _unsized(self, r: _R) -> ShapeError:
+        assert r.open is not None
+        eye = r.open.kind == "eye"
+        return ShapeError(
+            f"the size of {r.open.what} is not fixed here",
+            text=self.text,
+            position=r.start,
+            hint=f"{r.open.what} takes its size from what it multiplies or is added to"
+            + (" (I·W, I - A)" if eye else r" (\mathbf{1}^\top v, v - \mathbf{1})")
+            + "; or write "
+            + ("diag(ones(1, n))" if eye else "ones(n, 1) or ones(1, n)"),
+        )
+
+    def _size(self, r: _R, other: _R, shape: tuple[int, int]) -> _R:
+        """The open constant ``r`` at ``shape``, checked against the operand that fixed it."""
+        assert r.open is not None
+        if shape == (1, 1) and other.shape != (1, 1):
+            raise ShapeError(
+                f"{r.open.what} would be 1×1 here, beside a {fmt_shape(other.shape)} operand",
+                text=self.text,
+                position=r.start,
+                hint=r"check the orientation: \mathbf{1}^\top v needs a column v, v \mathbf{1} a row v",
+            )
+        return _R(r.open.build(shape), r.start, r.end)
+
+    def _open_elementwise(self, r: _R, other: _R) -> _R:
+        """An open constant sized for an elementwise operation with ``other`` (not 1×1)."""
+        assert r.open is not None
+        rows, cols = other.shape
+        kind = r.open.kind
+        if (
+            (kind == "eye" and rows == cols)
+            or (kind == "vec" and 1 in (rows, cols))
+            or (kind == "col" and cols == 1)
+            or (kind == "row" and rows == 1)
+        ):
+            return self._size(r, other, (rows, cols))
+        described = {"vec": "a vector of ones", "col": "a column of ones", "row": "a row of ones", "eye": "square"}
+        raise ShapeError(
+            f"{r.open.what} ({described[kind]}) cannot match a {fmt_shape(other.shape)} operand elementwise",
+            text=self.text,
+            position=r.start,
+            hint="the identity is square" if kind == "eye" else "transpose one side",
+        )
+
+    def _open_matmul(self, left: _R, right: _R) -> tuple[_R, _R]:
+        """Size the open side(s) of a matrix product by the other side (neither side 1×1)."""
+        if left.open is not None and right.open is not None:
+            raise self._unsized(left)
+        if left.open is not None:
+            k, rows = left.open.kind, right.shape[0]
+            if k in ("vec", "col"):  # a column times anything is an outer product: its size is not fixed
+                raise self._unsized(left)
+            return self._size(left, right, (1, rows) if k == "row" else (rows, rows)), right
+        assert right.open is not None
+        k, cols = right.open.kind, left.shape[1]
+        if k == "row":
+            raise self._unsized(right)
+        return left, self._size(right, left, (cols, 1) if k in ("vec", "col") else (cols, cols))
+
+    def _open_scaled(self, r: _R, scalar: _R, sym: str, left: bool) -> _R:
+        """An open constant with a 1×1 value on one side of ``sym``: still open, the value applied when sized."""
+        o = r.open
+        assert o is not None
+
+        def build(shape: tuple[int, int]) -> Expr:
+            inner = o.build(shape)
+            first, second = (inner, scalar.expr) if left else (scalar.expr, inner)
+            return self._node(Binary, sym, first, second, shape)
+
+        scalar_value = o.scalar or not isinstance(scalar.expr, Number)
+        return _R(r.expr, min(r.start, scalar.start), max(r.end, scalar.end), (), _Open(o.kind, o.what, build, scalar_value))
 
     # -- sums and additive chains ----------------------------------------------
 
@@ -314,9 +413,9 @@ class Resolver:
             terms.append((_kids(node)[1], _kids(node)[2]))
             node = _kids(node)[0]
         terms.reverse()
-        acc = self._ordinary(self._r(node))
+        acc = self._ordinary(self._r(node), open_ok=True)
         for op, term in terms:
-            right = self._ordinary(self._r(term))
+            right = self._ordinary(self._r(term), open_ok=True)
             acc = self._elementwise("+" if op.type == "PLUS" else "-", acc, right, op)
         return acc
 
@@ -432,19 +531,52 @@ class Resolver:
         if len(operands) == 1:
             acc = operands[0]
         else:
-            acc = self._ordinary(operands[0])
-            for op, right in zip(ops, operands[1:]):
-                acc = self._multiply(op, acc, self._ordinary(right))
+            acc = self._fold(operands, ops)
         return self._signed(acc, signs) if signs else acc
+
+    def _fold(self, operands: list[_R], ops: list[Token | None]) -> _R:
+        """Multiply from the left. ``a / b c`` is ``(a / b) c``; when that has no shape, ``a / (b c)``
+        (an inline fraction whose denominator runs on: ``\\exp(z) / \\mathbf{1}^\\top \\exp(z)``)."""
+        factors = [self._ordinary(r, open_ok=True) for r in operands]
+        acc = factors[0]
+        k = 0
+        while k < len(ops):
+            op = ops[k]
+            if op is not None and op.type == "DIV" and k + 1 < len(ops) and ops[k + 1] is None:
+                end = k + 1
+                while end < len(ops) and ops[end] is None:
+                    end += 1
+                run = factors[k + 2 : end + 1]  # the juxtaposed factors after the divisor
+                try:
+                    value = self._multiply(op, acc, factors[k + 1])
+                    for f in run:
+                        value = self._multiply(None, value, f)
+                except ShapeError as err:
+                    try:
+                        den = factors[k + 1]
+                        for f in run:
+                            den = self._multiply(None, den, f)
+                        value = self._multiply(op, acc, den)
+                    except ShapeError:
+                        raise err from None
+                acc, k = value, end
+                continue
+            acc = self._multiply(op, acc, factors[k + 1])
+            k += 1
+        return acc
 
     def _signed(self, r: _R, signs: list[Token]) -> _R:
         """Apply prefix signs (innermost last in ``signs``) to a resolved value."""
         for sign in reversed(signs):
-            if sign.type == "MINUS":
+            if sign.type == "MINUS" and r.open is not None:
+                o = r.open
+                opened = _Open(o.kind, o.what, lambda shape, o=o: self._node(Neg, o.build(shape), shape), o.scalar)
+                r = _R(r.expr, _start(sign), r.end, (), opened)
+            elif sign.type == "MINUS":
                 r = self._ordinary(r)
                 r = _R(self._node(Neg, r.expr, r.shape), _start(sign), r.end)
             else:
-                r = _R(r.expr, _start(sign), r.end, r.links)
+                r = r.moved(_start(sign), r.end)
         return r
 
     def _reversed(self, left: _R, right: _R) -> bool:
@@ -483,7 +615,14 @@ class Resolver:
         return _R(chain, left.start, right.end, left.links + right.links)
 
     def _multiply(self, op: Token | None, left: _R, right: _R) -> _R:
-        if op is not None and op.type == "MAT_MUL" and str(op) in _ORDINARY_STARS and left.shape == right.shape:
+        if (
+            op is not None
+            and op.type == "MAT_MUL"
+            and str(op) in _ORDINARY_STARS
+            and left.shape == right.shape
+            and left.open is None
+            and right.open is None
+        ):
             if not _can_multiply(left.shape, right.shape):  # LaTeX's * between two 1×H rows: elementwise
                 return self._elementwise("*", left, right, op)
         if op is None or op.type == "MAT_MUL":
@@ -508,6 +647,14 @@ class Resolver:
         return text, text, _start(op)
 
     def _elementwise(self, sym: str, left: _R, right: _R, op: Token) -> _R:
+        if left.open is not None or right.open is not None:
+            if left.open is not None and right.open is not None:
+                raise self._unsized(left)
+            opened, other = (left, right) if left.open is not None else (right, left)
+            if other.shape == (1, 1):
+                return self._open_scaled(opened, other, sym, left=opened is left)
+            sized = self._open_elementwise(opened, other)
+            left, right = (sized, right) if opened is left else (left, sized)
         sa, sb = left.shape, right.shape
         if sa == sb or sb == (1, 1):
             shape = sa
@@ -533,6 +680,11 @@ class Resolver:
         return _R(node, left.start, right.end)
 
     def _matmul(self, op: Token | None, left: _R, right: _R, *, extra_hint: str = "") -> _R:
+        if left.open is not None or right.open is not None:
+            opened, other = (left, right) if left.open is not None else (right, left)
+            if other.open is None and other.shape == (1, 1):
+                return self._open_scaled(opened, other, "*", left=opened is left)
+            left, right = self._open_matmul(left, right)
         sa, sb = left.shape, right.shape
         if sa == (1, 1) or sb == (1, 1):
             node = self._node(Binary, "*", left.expr, right.expr, sb if sa == (1, 1) else sa)
@@ -615,6 +767,14 @@ class Resolver:
 
     def _apply_ops(self, r: _R, ops: list[RawTree]) -> _R:
         for op in ops:
+            if r.open is not None and op.data == "transpose":  # \mathbf{1}^\top: a row of ones
+                o = r.open
+                kind = {"vec": "row", "col": "row", "row": "col", "eye": "eye"}[o.kind]
+                build: Callable[[tuple[int, int]], Expr] = (
+                    lambda shape, o=o: self._node(Transpose, o.build((shape[1], shape[0])), shape)
+                )
+                r = _R(r.expr, r.start, _end(_kids(op)[1]), (), _Open(kind, o.what + "^T", build, o.scalar))
+                continue
             r = self._ordinary(r)
             if op.data == "element":
                 tok = _kids(op)[1]
@@ -741,7 +901,19 @@ class Resolver:
 
     def _rule_number(self, tree: RawTree) -> _R:
         tok = _kids(tree)[0]
+        kind = self._payload(tok)
+        if kind in ("ones", "identity"):
+            what = " ".join(self.text[_start(tok) : _end(tok)].split())
+            build = self._ones if kind == "ones" else self._identity
+            return _R(Number(Fraction(1)), _start(tok), _end(tok), (), _Open("vec" if kind == "ones" else "eye", what, build))
         return _R(self._node(Number, Fraction(str(tok))), _start(tok), _end(tok))
+
+    def _ones(self, shape: tuple[int, int]) -> Expr:
+        dims = tuple(self._node(Number, Fraction(d)) for d in shape)
+        return self._node(Call, "ones", dims, shape)
+
+    def _identity(self, shape: tuple[int, int]) -> Expr:
+        return self._node(Call, "diag", (self._ones((1, shape[0])),), shape)
 
     def _rule_name(self, tree: RawTree) -> _R:
         return self._name_r(_kids(tree)[0])
@@ -808,12 +980,12 @@ class Resolver:
     def _rule_group(self, tree: RawTree) -> _R:
         open_, inner, close = _kids(tree)
         r = self._r(inner)
-        return _R(r.expr, _start(open_), _end(close), r.links)
+        return r.moved(_start(open_), _end(close))
 
     def _rule_frac(self, tree: RawTree) -> _R:
         frac, _, num, _, _, den, close = _kids(tree)
-        left = self._ordinary(self._r(num))
-        right = self._ordinary(self._r(den))
+        left = self._ordinary(self._r(num), open_ok=True)
+        right = self._ordinary(self._r(den), open_ok=True)
         r = self._elementwise("/", left, right, frac)
         return _R(r.expr, _start(frac), _end(close))
 
@@ -928,7 +1100,7 @@ class Resolver:
         tok, open_, inner, close = _kids(node)
         name_r = self._name_r(tok)
         arg = self._r(inner)
-        arg = _R(arg.expr, _start(open_), _end(close), arg.links)
+        arg = arg.moved(_start(open_), _end(close))
         expected = self._node_input_shape(name_r.expr)
         if expected is None or not isinstance(name_r.expr, Name) or arg.shape != expected:
             return name_r, arg, None
