@@ -575,7 +575,8 @@ def sequences(
 ) -> SearchStrategy[Inputs]:
     """Input sequences of ``model``: ``xs`` (T, D), targets ``ys`` (T, O), ``h0`` (H,).
 
-    ``targets``: ``"onehot"``, ``"soft"``, ``"real"`` (squared error only) or
+    ``targets``: ``"onehot"`` (also ``"class"``: one-hot rows, whose indices
+    are the classes), ``"soft"``, ``"real"`` (squared error only) or
     ``"any"``: one-hot or soft per sequence for cross-entropy (shrinks to
     one-hot), real vectors for squared error. ``h0`` is zeros when
     ``model.h0 == "zeros"``. With ``params`` (canonical names, the model's
@@ -719,10 +720,11 @@ def cases(model: RNN | SearchStrategy[RNN] | None = None, *, targets: TargetKind
     The model is drawn first, so hypothesis shrinks a failure to the fewest
     steps and the smallest sizes first, then to the simplest values. The
     sequence respects the model's options (:func:`sequences` with the
-    parameters drawn).
+    parameters drawn). With ``targets="class"`` the case's :meth:`Case.arguments`
+    gives ``ys`` as class indices.
     """
     _check_targets(targets, model if isinstance(model, RNN) else None)
-    return _cases(_model_strategy(model, "cases()"), targets)
+    return _cases(_model_strategy(model, "cases()"), targets, options=_Options(targets=targets))
 
 
 def _model_strategy(model: object, where: str, layout: object = None) -> SearchStrategy[RNN]:
@@ -2046,8 +2048,17 @@ def _split_backward(output: object, adapter: _Adapter, model: RNN) -> dict[str, 
 class _Layer:
     """A user's forward and backward pass, called on canonical values; every contract breach is a :class:`_Bad`."""
 
-    def __init__(self, forward: Callable[..., Any], backward: Callable[..., Any], adapter: _Adapter) -> None:
+    def __init__(self, forward: Callable[..., Any], backward: Callable[..., Any], adapter: _Adapter, step: bool = False) -> None:
         self.forward, self.backward, self.adapter = forward, backward, adapter
+        self.step = step
+        """step functions: x and h have no step axis for the user"""
+
+    def shown(self, model: RNN, name: str, idx: tuple[int, ...], n: int | None) -> tuple[int, ...]:
+        """An index into the user's array: a step function's x, h and dx have no step axis."""
+        if not (self.step and name in ("x", "h")):
+            return idx
+        axis = 1 if n is not None and not model.column else 0  # (N, 1, k) in rows; (1, k) or (1, k, N) otherwise
+        return idx[:axis] + idx[axis + 1 :]
 
     def run(
         self, model: RNN, params: Mapping[str, np.ndarray], xs: np.ndarray, h0: np.ndarray, dhs: np.ndarray, n: int | None
@@ -2088,7 +2099,7 @@ def _check_backward(layer: _Layer, case: BackwardCase, rtol: float, atol: float,
     wrong: list[_Wrong] = []
     step_axis = 0 if n is None else 1
     w = _compare("h", "hs (your forward pass's hidden states)", hs, true_hs, None, rtol, atol,
-                 lambda e: f"hs[{', '.join(map(str, a.user_entry(model, 'h', a.user_shape(model, 'h', n), e, n)))}]",
+                 lambda e: f"hs[{', '.join(map(str, layer.shown(model, 'h', a.user_entry(model, 'h', a.user_shape(model, 'h', n), e, n), n)))}]",
                  lambda e: e[step_axis] + 1)
     if w is not None:
         wrong.append(w)
@@ -2096,7 +2107,7 @@ def _check_backward(layer: _Layer, case: BackwardCase, rtol: float, atol: float,
         key, arr = found[name]
 
         def entry_of(e: tuple[int, ...], name: str = name, key: str = key, shape: tuple[int, ...] = arr.shape) -> str:
-            idx = a.user_entry(model, name, shape, e, n)
+            idx = layer.shown(model, name, a.user_entry(model, name, shape, e, n), n)
             return f"{key}[{', '.join(map(str, idx))}]" if idx else key
 
         w = _compare(
@@ -2220,14 +2231,13 @@ def assert_backward_match(
 
 def _step_layer(forward_step: Callable[..., Any], backward_step: Callable[..., Any], adapter: _Adapter, batched: bool) -> _Layer:
     """A one-step layer from step functions: x_1 (N, D) for xs (N, 1, D), and next_h back as hs (N, 1, H) (per layout)."""
-    row_batched = batched and True
 
     def first(seq: Any, model_column: bool) -> Any:
-        return seq[:, 0] if row_batched and not model_column else seq[0]
+        return seq[:, 0] if batched and not model_column else seq[0]
 
     def as_sequence(value: Any, model_column: bool) -> Any:
         value = np.asarray(value)
-        return value[:, None] if row_batched and not model_column else value[None]
+        return value[:, None] if batched and not model_column else value[None]
 
     state: dict[str, bool] = {}
 
@@ -2247,7 +2257,7 @@ def _step_layer(forward_step: Callable[..., Any], backward_step: Callable[..., A
             return (as_sequence(out[0], col), *out[1:])
         return out
 
-    layer = _Layer(forward, backward, adapter)
+    layer = _Layer(forward, backward, adapter, step=True)
     run = layer.run
 
     def run_with_layout(model: RNN, *args: Any) -> Any:

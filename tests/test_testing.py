@@ -1225,6 +1225,7 @@ def test_two_function_step_check_with_dicts_and_tuples():
     assert_step_gradients_match(forward_step, as_dict, models(biases=True), **FAST)
     msg = _failure_of(assert_step_gradients_match, forward_step, lambda d, c: backward_step(d, c, bug=True), models(biases=True))
     assert "uses 1 - h_1 where the tanh derivative 1 - h_1**2 belongs (step 1) [wrong_activation_derivative] (read h_1 as next_h" in msg
+    assert re.search(r"dx, worst entry dx\[\d, \d\]:", msg)  # indexed as the step function's (N, D), no step axis
 
 
 def test_a_layer_averaging_its_parameter_gradients_over_the_batch():
@@ -1242,3 +1243,11 @@ def test_a_layer_averaging_its_parameter_gradients_over_the_batch():
     assert "the check expects the sum: pass reduction='mean' [reduction]" in msg
     msg = _failure_of(assert_backward_match, fwd, layer_backward, models(biases=True), reduction="mean")
     assert "your parameter gradients are the sum" in msg and "pass reduction='sum'" in msg
+
+
+@example_ok
+def test_cases_with_class_targets_give_indices():
+    case = cases(RNN(steps=3, output_size=3), targets="class").example()
+    _, _, ys, _ = case.arguments()
+    assert ys.dtype.kind == "i" and ys.shape == (3,) and np.array_equal(np.eye(3)[ys], case.ys)
+    assert "(class indices)" in repr(case)
