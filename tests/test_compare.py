@@ -447,6 +447,8 @@ def test_relu_spellings_are_proved_in_every_region(answer, target, verdict):
     result = check(answer, target, model=ONE_UNIT)
     assert result.verdict == verdict, str(result)
 
+
+@pytest.mark.parametrize(
     "answer, target, model",
     [
         (r"\exp(z_1)/\mathbf{1}^\top\exp(z_1)", "yhat_1", RNN(convention="column")),
