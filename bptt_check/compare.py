@@ -15,18 +15,23 @@ For an answer ``a`` and a target with truth ``g``:
    An answer equal to the transpose of the truth is ``transposed``.
 4. Partials that are ambiguous (total ≠ immediate reading, SPEC §4) are
    evaluated under both readings; the ``reading`` policy (``total``,
-   ``immediate`` or ``either``) decides which one earns the verdict.
+   ``immediate`` or ``either``) decides which one earns the verdict; every
+   policy is total over every answer (with no ambiguous partial all readings
+   are one). A partial with respect to a per-step copy ``W^{(t)}`` is
+   immediate by definition and is not ambiguous.
+5. The checks are limited by counted work (:mod:`bptt_check.budget`), never by
+   a clock, so the verdict is the same on an idle and on a loaded machine.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from .budget import DEFAULT_WORK, EXACT_FACTOR, WorkMeter, evaluation_work
 from .diagnose import Diagnoser
 from .errors import (
     BpttCheckError,
@@ -35,9 +40,10 @@ from .errors import (
     ConfigError,
     ExpressionError,
     InternalError,
+    LimitError,
     ShapeError,
 )
-from .evaluate import Deadline, Mode, evaluate
+from .evaluate import Mode, evaluate
 from .exact import PRIME, NoExactForm, max_degree, refuting_pattern, residues
 from .language import Notation, parse, parse_target, target_of
 from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
@@ -56,12 +62,12 @@ MAX_EXACT_POINTS = 64
 
 @dataclass(frozen=True)
 class Settings:
-    """How answers are checked: sample sizes, tolerances, reading policy and budget.
+    """How answers are checked: sample sizes, tolerances, reading policy and work budget.
 
     Every field is validated on construction (a :class:`ConfigError` naming it):
     ``points`` 1..1000, ``exact_points`` 1..64, ``seed`` ≥ 0, ``rtol`` and
     ``atol`` finite in [0, 1) (a tolerance of 1 or more accepts 0 for anything),
-    ``reading`` one of ``total``, ``immediate``, ``either``.
+    ``reading`` one of ``total``, ``immediate``, ``either``, ``work`` ≥ 1.
     """
 
     points: int = 5
@@ -70,8 +76,10 @@ class Settings:
     rtol: float = RTOL
     atol: float = ATOL
     reading: ReadingPolicy = "total"
-    budget: float = 10.0
-    """Seconds for one answer's evaluation (the exact step is skipped past it)."""
+    work: int = DEFAULT_WORK
+    """Operations one answer's checks may take (:mod:`bptt_check.budget`): counted, never timed, so that
+    a verdict does not depend on the machine's load. Past it the answer is ``invalid`` (``limit``);
+    an exact step that would pass it is skipped (``equivalent_numerically``, and the result says so)."""
 
     def __post_init__(self) -> None:
         for key, low, high in (("points", 1, MAX_POINTS), ("exact_points", 1, MAX_EXACT_POINTS), ("seed", 0, 2**63 - 1)):
@@ -91,9 +99,13 @@ class Settings:
                 )
             object.__setattr__(self, key, float(value))
         object.__setattr__(self, "reading", reading_policy(self.reading, "Settings.reading"))
-        value = self.budget
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-            raise ConfigError(f"Settings.budget = {value!r} must be a positive number of seconds")
+        value = self.work
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(
+                f"Settings.work = {value!r} must be a whole number of operations ≥ 1",
+                hint=f"the default is {DEFAULT_WORK:.0e}",
+            )
+        object.__setattr__(self, "work", int(value))
 
 
 @dataclass(frozen=True)
@@ -195,15 +207,15 @@ class Checker:
         return _invalid_without_target(text, err, self.model, target=str(self.target))
 
     def check_expr(self, expr: Expr, *, text: str = "") -> CheckResult:
-        """Check an already parsed answer (used for generated variants too); past the budget, ``invalid``."""
+        """Check an already parsed answer (used for generated variants too); past the work budget, ``invalid``."""
         try:
             return self._check_expr(expr, text)
-        except BudgetExceeded as err:
+        except (BudgetExceeded, LimitError) as err:
             return self.invalid(text, err)
 
     def _check_expr(self, expr: Expr, text: str) -> CheckResult:
         s = self.settings
-        deadline = Deadline(s.budget)
+        meter = WorkMeter(s.work)
         want = self.target.shape(self.model)
         transposable = expr.shape == want[::-1] and len(want) == 2
         if expr.shape != want and not transposable:
@@ -215,7 +227,9 @@ class Checker:
         ambiguous = self._ambiguous_partials(expr)
         canon = _evaluated_reading(ambiguous)
         readings = tuple(dict.fromkeys(canon.values()))  # the readings whose values may differ
-        computed = {r: self._numeric(expr, r, deadline) for r in readings}
+        one = evaluation_work(expr, self.model, s.points)  # the same for every reading, and deterministic
+        meter.charge(one * len(readings), f"{len(readings)} reading{'s' if len(readings) > 1 else ''} at {s.points} points")
+        computed = {r: self._numeric(expr, r) for r in readings}
         outcomes = {r: computed[canon[r]] for r in canon}  # total over every reading: equal ones shared
         right = {r: expr.shape == want and o.agrees for r, o in outcomes.items()}
         credited = self._credited(right)
@@ -225,9 +239,9 @@ class Checker:
 
         if credited is not None:
             outcome = outcomes[credited]
-            proof, bound = self._exact(expr, canon[credited], deadline, transpose=False)
+            proof, bound = self._exact(expr, canon[credited], meter, transpose=False)
             if proof is False and self._refuted is not None:
-                return self._refuted_result(expr, canon[credited], outcome, self._refuted, deadline, base)
+                return self._refuted_result(expr, canon[credited], outcome, self._refuted, base)
             if proof is False:
                 raise InternalError(
                     f"the exact check refutes an answer the numeric check accepts for {self.target}:"
@@ -235,7 +249,7 @@ class Checker:
                     hint="this is a bug in bptt_check's canonicalisation; please report it",
                 )
             verdict = "equivalent" if proof else "equivalent_numerically"
-            evidence = self._evidence(outcome, proof, bound, deadline)
+            evidence = self._evidence(outcome, proof, bound)
             msg = (
                 f"the answer equals the true {self.target}"
                 + (
@@ -249,10 +263,13 @@ class Checker:
         # Not right under the credited reading: a transpose, the other reading, or plainly wrong.
         if want != (1, 1):
             for r in readings:
-                t_outcome = self._numeric(Transpose(expr, expr.shape[::-1]), r, deadline)
+                if not meter.affords(one):
+                    break  # deterministic: the same answer always gets this far and no further
+                meter.charge(one, "the transposed reading")
+                t_outcome = self._numeric(Transpose(expr, expr.shape[::-1]), r)
                 if t_outcome.agrees and (self.settings.reading == "either" or r == canon[self._policy_reading()]):
-                    proof, bound = self._exact(expr, r, deadline, transpose=True)
-                    evidence = self._evidence(t_outcome, proof, bound, deadline)
+                    proof, bound = self._exact(expr, r, meter, transpose=True)
+                    evidence = self._evidence(t_outcome, proof, bound)
                     return CheckResult(
                         verdict="transposed",
                         score=0.5,
@@ -292,7 +309,7 @@ class Checker:
             msg += ": it " + finding.diagnoses[0].message
         if cx is None:
             msg += f": it has shape {_dims(expr.shape)}, the truth {_dims(want)}"
-        evidence = self._evidence(outcome, None, None, deadline)
+        evidence = self._evidence(outcome, None, None)
         return CheckResult(
             verdict="not_equivalent",
             score=score,
@@ -375,8 +392,8 @@ class Checker:
         r = self._policy_reading()
         return r if right[r] else None
 
-    def _numeric(self, expr: Expr, reading: Mode, deadline: Deadline) -> Outcome:
-        value = evaluate(expr, self.truth.float_backend(), reading, deadline)
+    def _numeric(self, expr: Expr, reading: Mode) -> Outcome:
+        value = evaluate(expr, self.truth.float_backend(), reading)
         if value.shape != self.expected.shape:
             return Outcome(False, float("inf"), None, value)
         g = self.expected
@@ -389,19 +406,24 @@ class Checker:
         return Outcome(not bad.any(), max_err, (int(worst[0]), tuple(int(i) for i in worst[1:])), value)
 
     def _exact(
-        self, expr: Expr, reading: Mode, deadline: Deadline, *, transpose: bool
+        self, expr: Expr, reading: Mode, meter: WorkMeter, *, transpose: bool
     ) -> tuple[bool | None, float | None]:
         """True: proved identical; False: the residues differ; None: no exact form (``self._no_proof`` says why)."""
         self._no_proof = ""
         self._refuted = None
+        work = evaluation_work(expr, self.model, self.settings.exact_points) * EXACT_FACTOR
+        if not meter.affords(work):
+            self._no_proof = (
+                f"the exact step would need about {meter.spent + work:.2g} operations, past the work budget"
+                f" of {meter.budget:.2g}"
+            )
+            return None, None
+        meter.charge(work, "the exact step")
         try:
-            value = evaluate(expr, self.truth.exact_backend(), reading, deadline)
+            value = evaluate(expr, self.truth.exact_backend(), reading)
             want = self.expected_exact
         except NoExactForm as why:
             self._no_proof = str(why)
-            return None, None
-        except BudgetExceeded:
-            self._no_proof = f"the exact step ran past its budget of {self.settings.budget:g} s"
             return None, None
         if transpose:
             value = np.swapaxes(value, 1, 2)
@@ -417,7 +439,7 @@ class Checker:
         return True, bound
 
     def _refuted_result(
-        self, expr: Expr, reading: Mode, outcome: Outcome, pattern: int, deadline: Deadline, base: dict
+        self, expr: Expr, reading: Mode, outcome: Outcome, pattern: int, base: dict
     ) -> CheckResult:
         """A relu answer right at every sample point but, by the exact check, wrong in another activation region.
 
@@ -440,7 +462,7 @@ class Checker:
         cx = None
         if leaves is not None:
             backend, g, g_jax = self.truth.at_point(leaves, self.target)
-            value = evaluate(expr, backend, reading, deadline)
+            value = evaluate(expr, backend, reading)
             err = np.abs(value - g)
             ratio = np.where(np.isfinite(err), err / (s.atol + s.rtol * np.abs(g)), np.inf)
             idx = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
@@ -459,7 +481,7 @@ class Checker:
                 point=describe_point(leaves, 0),
             )
         evidence = dataclasses.replace(
-            self._evidence(outcome, None, None, deadline),
+            self._evidence(outcome, None, None),
             exact=f"refuted: the answer differs from the truth {region}"
             + ("; the counterexample is an extra point in that region" if cx else ""),
         )
@@ -484,7 +506,7 @@ class Checker:
             self._expected_exact = self.truth.target_exact(self.target)
         return self._expected_exact
 
-    def _evidence(self, outcome: Outcome, proof: bool | None, bound: float | None, deadline: Deadline) -> Evidence:
+    def _evidence(self, outcome: Outcome, proof: bool | None, bound: float | None) -> Evidence:
         s = self.settings
         exact = "proved" if proof else (f"no exact proof: {self._no_proof}" if proof is None and self._no_proof else None)
         return Evidence(

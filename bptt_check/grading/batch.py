@@ -9,11 +9,11 @@ How a batch runs (:func:`grade_stream`):
    cache key, and each group is checked once.
 2. With ``isolate=True`` (the default) the checks run in up to ``jobs``
    worker processes (:mod:`bptt_check.grading.pool`), each building its own
-   truth once, one answer at a time, under the hard time budget. Workers are
+   truth once, one answer at a time, under the wall-clock backstop. Workers are
    started only when there is something to check: one first, more while the
    answers waiting would take longer than starting another.
 3. With ``isolate=False`` the checks run in this process, one after the
-   other; the budget is then only the checker's own (soft) deadline. Use it
+   other, under the work budget but with no wall-clock backstop. Use it
    for trusted answers only.
 """
 

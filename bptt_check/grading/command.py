@@ -55,7 +55,8 @@ def add_grade_command(subparsers: Any) -> None:
     g.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                    help=f"at most N worker processes, started as they pay (default: one per core: {default_jobs()})")
     g.add_argument("--budget", type=_positive_seconds, default=None, metavar="S",
-                   help="seconds per answer (default: the rubric's budget, 10)")
+                   help="wall-clock seconds per answer, a backstop for hostile input (default: the rubric's budget, 120);"
+                        " checks are limited by counted work (rubric.work), not by time")
     g.add_argument("--restart", action="store_true",
                    help="discard the results already in --out (even another question's) and grade everything again")
     add_model_options(g, overrides="question's [model]; --notation replaces its [notation]")

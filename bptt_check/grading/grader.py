@@ -44,11 +44,12 @@ class Grader:
     result (an ``invalid`` result whose message points at a column is shared
     only by byte-identical answers).
 
-    :meth:`grade` checks in this process: the question's time budget is then
-    a *soft* one (the checker's own deadline between evaluation steps).
-    :meth:`grade_many` and :meth:`grade_iter` run the checks in worker
-    processes by default, where the budget is *hard*: a worker that overruns
-    is killed and the answer is ``invalid``. See :mod:`bptt_check.grading.batch`.
+    Every check is limited by counted work (``rubric.work``: the same answer
+    gets the same verdict on any machine). :meth:`grade` checks in this
+    process, with no clock. :meth:`grade_many` and :meth:`grade_iter` run the
+    checks in worker processes by default, under the rubric's wall-clock
+    ``budget`` as a backstop for hostile input: a worker that overruns it is
+    killed and the answer is ``invalid`` (``time_budget``). See :mod:`bptt_check.grading.batch`.
     The workers last one batch; used as a context manager (``with
     Grader(q) as g:``) the grader keeps them between batches.
     """
@@ -119,7 +120,7 @@ class Grader:
     # -- grading -----------------------------------------------------------------------
 
     def grade(self, answer: str, *, id: str = "", syntax: Syntax = "auto") -> GradeResult:
-        """Grade one answer in this process (soft time budget; see the class docstring)."""
+        """Grade one answer in this process (its work budget only, no clock; see the class docstring)."""
         _check_syntax(syntax)
         _ = self.checker  # the truth is built once, and not on this answer's clock
         start = time.perf_counter()

@@ -29,7 +29,8 @@ A question file is TOML (read with :mod:`tomllib`)::
     reading = "total"                    # "total" | "immediate" | "either"
     points = 5                           # float sample points per check
     max_score = 1                        # points of the question
-    budget = 10                          # seconds per answer
+    work = 50_000_000                    # operations one answer's checks may take (counted, not timed)
+    budget = 120                         # wall-clock seconds per answer: a backstop against hostile input
 
     [rubric.diagnoses]                   # credit overrides per diagnosis code
     sign_flip = 0.5
@@ -51,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..budget import DEFAULT_WORK
 from ..errors import BpttCheckError, ConfigError, FileFormatError
 from ..model import RNN
 from ..results import VERDICTS, CheckResult
@@ -71,17 +73,22 @@ DEFAULT_CREDIT: dict[str, float] = {
 }
 """Credit per verdict, as a fraction of the question's ``max_score``."""
 
-HARD_BUDGET_FACTOR = 1.25
-"""A worker still checking one answer at this multiple of the budget is killed.
+HARD_BUDGET_FACTOR = 1.0
+"""A worker still checking one answer at this multiple of the rubric's ``budget`` is killed.
 
-The checker keeps its own deadline at the budget itself (it abandons the
-evaluation, or skips the exact proof so that a slow right answer is
-``equivalent_numerically``); the kill is for code that never reaches a
-deadline check (reading a pathological text, a native library stuck).
+The checks themselves are limited by *work* (``rubric.work``, counted before
+evaluating: the same answer gets the same verdict on an idle or a loaded
+machine), so the wall-clock budget is only a backstop for code that is not
+counted (reading a pathological text, a native library stuck). Its default is
+far above what the work budget allows, so that load never turns a correct
+answer into ``time_budget``.
 """
+
+DEFAULT_BUDGET = 120.0
 
 _MAX_BUDGET = 3600.0
 _MAX_POINTS = 1000
+_MAX_WORK = 10**12
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,10 @@ class Rubric:
     reading: ReadingPolicy = "total"
     points: int = 5
     max_score: float = 1.0
-    budget: float = 10.0
+    budget: float = DEFAULT_BUDGET
+    """Wall-clock seconds per answer in a grading worker: a backstop (see :data:`HARD_BUDGET_FACTOR`)."""
+    work: int = DEFAULT_WORK
+    """Operations one answer's checks may take (:mod:`bptt_check.budget`); past it the answer is ``invalid``."""
 
     def __post_init__(self) -> None:
         for verdict in VERDICTS:
@@ -132,6 +142,11 @@ class Rubric:
             raise ConfigError(
                 f"rubric.points = {self.points!r} must be a whole number of sample points",
                 hint=f"between 1 and {_MAX_POINTS}; 5 is the default",
+            )
+        if isinstance(self.work, bool) or not isinstance(self.work, int) or not 1 <= self.work <= _MAX_WORK:
+            raise ConfigError(
+                f"rubric.work = {self.work!r} must be a whole number of operations",
+                hint=f"between 1 and {_MAX_WORK:.0e}; {DEFAULT_WORK:.0e} is the default",
             )
         _positive("rubric.max_score", self.max_score, upper=1e6)
         _positive("rubric.budget", self.budget, upper=_MAX_BUDGET)
@@ -162,7 +177,7 @@ class Rubric:
         """The checker settings this rubric asks for."""
         from ..compare import Settings
 
-        return Settings(points=self.points, reading=self.reading, budget=self.budget)
+        return Settings(points=self.points, reading=self.reading, work=self.work)
 
     @property
     def hard_budget(self) -> float:
