@@ -182,6 +182,11 @@ HOSTILE = [
     "h" + "^{(1)}" * 3_000,
     r"h_{\tau" + "-1" * 9_000 + "}",
     "relu(" * 70 + "a_1" + ")" * 70,
+    r"\hat" * 3_000 + " y_1",  # the lexer read a run of \hat commands recursively: RecursionError
+    r"\hat\mathbf" * 2_000 + " y_1",
+    "tanh^" + "-" * 3_000 + "2(a_1)",  # and the signs of a function's exponent
+    r"\tanh^" + "-" * 3_000 + "2 a_1",
+    "-+" * 20_000 + "h_1",  # alternating signs nest without limit of a run: one level, read in a loop
 ]
 
 

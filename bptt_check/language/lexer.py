@@ -485,13 +485,13 @@ class Lexer:
 
     def _past_superscript(self, j: int) -> int:
         k = self._skip_simple(j + 1)
+        while self._at(k) in _MINUS_SIGNS:  # signs before the exponent (tanh^-2), in a loop: any number of them
+            k = self._skip_simple(k + 1)
         if self._at(k) == "{":
             return self._match_brace(k)
         m = _NUMBER.match(self.text, k) if not self.latex else None
         if m:
             return m.end()
-        if self._at(k) in _MINUS_SIGNS:
-            return self._past_superscript(k)
         return k + 1 if k < self.n else k
 
     def _name_token(self, i: int) -> tuple[list[Tok], int]:
@@ -592,36 +592,38 @@ class Lexer:
 
     def _scan_base(self, i: int) -> tuple[list[str], tuple[int, ...] | None, int] | None:
         t = self.text
-        c = self._at(i)
-        if c.isascii() and c.isalpha():
-            m = (_LATEX_WORD if self.latex else _PLAIN_WORD).match(t, i)
-            assert m is not None
-            return [m.group(0)], None, m.end()
-        if c == "\u0177":
-            return ["yhat"], None, i + 1
-        cmd = self._command(i)
-        if cmd is None:
-            return None
-        name, j = cmd
-        if name not in _HAT and name not in _STYLE:
-            return None
-        k = self._skip_simple(j)
-        if self._at(k) == "{":
-            end = self._match_brace(k)
-            inner = self._scan_name(self._skip(k + 1))
-            if inner is None or self._skip(inner[1]) != end - 1:
+        hats = 0
+        while True:  # a run of commands (\hat\mathbf{y}) is read in a loop: it may be thousands long
+            c = self._at(i)
+            if c.isascii() and c.isalpha():
+                m = (_LATEX_WORD if self.latex else _PLAIN_WORD).match(t, i)
+                assert m is not None
+                parts, index, end = [m.group(0)], None, m.end()
+                break
+            if c == "\u0177":
+                parts, index, end = ["yhat"], None, i + 1
+                break
+            cmd = self._command(i)
+            if cmd is None:
                 return None
-            parts = list(inner[0].parts)
-            index = inner[0].index
-        elif self._at(k).isascii() and self._at(k).isalpha():
-            parts, index, end = [self._at(k)], None, k + 1
-        else:
-            got = self._scan_base(k)  # \hat\mathbf{y}
-            if got is None:
+            name, j = cmd
+            if name not in _HAT and name not in _STYLE:
                 return None
-            parts, index, end = got
-        if name in _HAT:
-            parts[0] = parts[0] + "hat"
+            hats += name in _HAT
+            k = self._skip_simple(j)
+            if self._at(k) == "{":
+                end = self._match_brace(k)
+                inner = self._scan_name(self._skip(k + 1))  # recursion only per brace: nesting ≤ MAX_NESTING
+                if inner is None or self._skip(inner[1]) != end - 1:
+                    return None
+                parts = list(inner[0].parts)
+                index = inner[0].index
+                break
+            if self._at(k).isascii() and self._at(k).isalpha():
+                parts, index, end = [self._at(k)], None, k + 1
+                break
+            i = k
+        parts[0] = parts[0] + "hat" * hats
         return parts, index, end
 
     def _subscript(self, j: int) -> tuple[str, int]:

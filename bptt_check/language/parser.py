@@ -161,11 +161,12 @@ def parse_raw(text: str, syntax: Syntax, names: Names) -> RawParse:
                     position=tok.start,
                     hint="shorten the expression",
                 )
-            run = run + 1 if tok.type == run_type else 1
-            run_type = tok.type
-            if run > MAX_RUN and run_type in _RUN_LIMITED:
+            kind = _RUN_LIMITED.get(tok.type, tok.type)  # + and - are both signs: -+-+… is one run
+            run = run + 1 if kind == run_type else 1
+            run_type = kind
+            if run > MAX_RUN and tok.type in _RUN_LIMITED:
                 raise LimitError(
-                    f"more than {MAX_RUN} {_RUN_LIMITED[run_type]} in a row",
+                    f"more than {MAX_RUN} {kind} in a row",
                     text=text,
                     position=tok.start,
                     hint="simplify the expression",

@@ -33,6 +33,7 @@ from fractions import Fraction
 
 from ..model import Ref
 from .ast import Apply, Binary, Call, Chain, Element, Expr, Name, Neg, Number, Partial, Power, Transpose, postorder
+from .limits import MAX_RUN
 from .resolve import _holds_input
 
 _ADD, _MUL, _UNARY, _POW, _POSTFIX, _ATOM = range(1, 7)
@@ -43,6 +44,13 @@ _LATEX_FUNC = {"tanh": r"\tanh", "exp": r"\exp", "log": r"\log"}
 
 def _partial_like(e: Expr) -> bool:
     return isinstance(e, (Partial, Chain))
+
+
+def _unsigned(e: Expr) -> Expr:
+    """``e`` without its leading run of signs (a Neg of a Neg prints as ``- -x``)."""
+    while isinstance(e, Neg):
+        e = e.operand
+    return e
 
 
 def to_plain(expr: Expr) -> str:
@@ -111,6 +119,7 @@ class _Printer:
     def __init__(self, *, latex: bool) -> None:
         self.latex = latex
         self.memo: dict[int, str] = {}
+        self.sign_run: dict[int, int] = {}  # id of a Neg printed as a run of signs → their number
 
     def text(self, root: Expr) -> str:
         for node in postorder(root):
@@ -166,7 +175,14 @@ class _Printer:
             return self.binary(e)
         if isinstance(e, Neg):
             inner = e.operand
-            if isinstance(inner, Neg) or self.prec(inner) < _UNARY:
+            if isinstance(inner, Neg):
+                # - -x: a run of signs adds no nesting, but a run is at most MAX_RUN long; then -(…)
+                run = self.sign_run.get(id(inner), 1)
+                if run < MAX_RUN:
+                    self.sign_run[id(e)] = run + 1
+                    return "- " + self.expr(inner)
+                return "-" + self.paren(self.expr(inner))
+            if self.prec(inner) < _UNARY:
                 return "-" + self.paren(self.expr(inner))
             return "-" + self.expr(inner)
         if isinstance(e, Power):
@@ -252,9 +268,9 @@ class _Printer:
         """Whether ``e``, printed unparenthesized as a product's left operand, ends in a partial factor
         (or starts with a sign that would be read as the sign of a chain)."""
         if isinstance(e, Neg):
-            return _partial_like(e.operand)
+            return _partial_like(_unsigned(e))
         if isinstance(e, Binary) and e.op in "*@/" and not (self.latex and e.op == "/"):
-            return _partial_like(e.right) or (isinstance(e.left, Neg) and _partial_like(e.left.operand))
+            return _partial_like(e.right) or (isinstance(e.left, Neg) and _partial_like(_unsigned(e.left)))
         return False
 
     def power(self, e: Power) -> str:
