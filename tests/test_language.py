@@ -25,6 +25,7 @@ from bptt_check.language import (
     Call,
     Chain,
     Element,
+    Expr,
     Name,
     Neg,
     Notation,
@@ -39,6 +40,7 @@ from bptt_check.language import (
     to_plain,
     walk,
 )
+from bptt_check.language.ast import children, postorder
 from bptt_check.language.parser import lark_parser
 from bptt_check.model import RNN, Ref, Target
 
@@ -763,7 +765,7 @@ def test_unknown_name_before_a_later_syntax_error() -> None:
 
 def test_limits() -> None:
     with pytest.raises(LimitError, match="characters long"):
-        parse("h_1 + " * 40_000, M)
+        parse("h_1 + " * 90_000, M)
     with pytest.raises(LimitError, match="nest more than 64"):
         parse("(" * 65 + "h_1" + ")" * 65, M)
     assert parse("(" * 64 + "h_1" + ")" * 64, M).expr == N("h", 1, M)
@@ -1567,3 +1569,136 @@ def test_an_inline_fraction_s_denominator_runs_on_only_when_left_to_right_has_no
     with pytest.raises(ShapeError, match=r"shape mismatch in / \(elementwise division\): 1×2 / 2×2"):
         parse("h_1 / W_hh h_1", M)  # neither grouping has a shape: the left-to-right error
     assert parse("I", M, notation=Notation.from_table({"I": "W_hh"})).expr == parse("W_hh", M).expr  # a name wins
+
+
+# ---------------------------------------------------------------------------
+# Long and deep trees (issue 13): nothing recurses over the AST
+# ---------------------------------------------------------------------------
+
+
+def _left_sum(n: int, model: RNN = M) -> Binary:
+    """h_1 + h_2 + … as the parser builds it: left-deep, n - 1 levels of +."""
+    acc = N("h", 1, model)
+    for k in range(2, n + 1):
+        acc = Binary("+", acc, N("h", (k - 1) % model.steps + 1, model), (1, 2))
+    return acc
+
+
+def test_deep_trees_compare_hash_and_repr_without_recursion() -> None:
+    import pickle
+
+    a, b = _left_sum(5_000), _left_sum(5_000)
+    assert a == b and not (a != b) and hash(a) == hash(b)
+    assert {a: "x"}[b] == "x"
+    c = Binary("-", a.left, a.right, a.shape)
+    assert a != c and c != a
+    assert a != Binary("+", a.left, N("h", 2), a.shape)  # differs in the last leaf only
+    assert (a == "h_1") is False
+    assert repr(_left_sum(3)) == (
+        "Binary(op='+', left=Binary(op='+', left=Name(ref=Ref(family='h', step=1), shape=(1, 2)), "
+        "right=Name(ref=Ref(family='h', step=2), shape=(1, 2)), shape=(1, 2)), "
+        "right=Name(ref=Ref(family='h', step=1), shape=(1, 2)), shape=(1, 2))"
+    )
+    assert repr(a).startswith("Binary(op='+', left=Binary(") and repr(a).endswith("…")
+    small = _left_sum(50)
+    hash(small)
+    assert "_hash" not in small.__getstate__()  # a hash depends on the process: never pickled
+    assert pickle.loads(pickle.dumps(small)) == small
+
+
+def test_equality_of_dags_compares_each_pair_once() -> None:
+    """Two DAGs whose unfolded trees have 2**80 leaves: equal, unequal, and hashed, at once."""
+
+    def dag(leaf: Name, levels: int) -> Binary:
+        e: Binary | Name = leaf
+        for _ in range(levels):
+            e = Binary("*", e, e, (1, 2))
+        assert isinstance(e, Binary)
+        return e
+
+    x, y = dag(N("h", 1, M), 80), dag(N("h", 1, M), 80)
+    assert x == y and hash(x) == hash(y)
+    assert x != dag(N("h", 2, M), 80)
+    assert len(postorder(x)) == 81
+    assert len(repr(x)) < 30_000
+
+
+def test_postorder_lists_each_distinct_node_once_children_first() -> None:
+    h = N("h", 1, M)
+    shared = Binary("+", h, h, (1, 2))
+    top = Binary("@", Transpose(shared, (2, 1)), shared, (2, 2))
+    order = postorder(top)
+    assert [type(n).__name__ for n in order] == ["Name", "Binary", "Transpose", "Binary"]
+    position = {id(n): i for i, n in enumerate(order)}
+    assert all(position[id(k)] < position[id(n)] for n in order for k in children(n))
+    assert len(list(walk(top))) == 8  # walk unfolds the tree; postorder does not
+
+
+def test_printers_print_each_shared_subtree_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bptt_check.language import printer
+
+    calls: list[object] = []
+    original = printer._Printer.node
+
+    def counting(self, e):  # type: ignore[no-untyped-def]
+        calls.append(e)
+        return original(self, e)
+
+    monkeypatch.setattr(printer._Printer, "node", counting)
+    e: Expr = N("h", 1, M)
+    fresh: Expr = N("h", 1, M)
+    for k in range(10):  # (((h_1 * h_1) @ …): the left side printed twice per level before
+        e = Binary("@", Binary("*", e, e, (1, 2)), N("W_hh", None, M), (1, 2))
+        fresh = Binary("@", Binary("*", fresh, _copy(fresh), (1, 2)), N("W_hh", None, M), (1, 2))
+    for show in (to_plain, to_latex):
+        calls.clear()
+        text = show(e)
+        assert len(calls) == len(postorder(e)) == 31
+        assert text == show(fresh)
+    assert parse(to_plain(e), M).expr == e == fresh
+    assert parse(to_latex(e), M, syntax="latex").expr == e
+
+
+def _copy(e: Expr) -> Expr:
+    return parse(to_plain(e), M).expr
+
+
+def test_long_sums_and_chains_parse_print_and_round_trip() -> None:
+    T = 1000
+    model = RNN(steps=T)
+    unrolled = parse("sum_{t=1}^{T} h_t.T @ (yhat_t - y_t)", model).expr
+    written = " + ".join(f"h_{t}.T @ (yhat_{t} - y_{t})" for t in range(1, T + 1))
+    assert parse(written, model).expr == unrolled
+    roundtrip(unrolled, model)
+    chain_text = " * ".join(["dL/dh_500"] + [f"dh_{t}/dh_{t - 1}" for t in range(500, 1, -1)] + ["dh_1/dW_hh"])
+    chain = parse(chain_text, model).expr
+    assert isinstance(chain, Chain) and len(chain.factors) == 501
+    roundtrip(chain, model)
+    nested = "W_hh @ (" * 63 + "W_hh" + ")" * 63  # brackets as deep as the limit allows
+    roundtrip(parse(nested, model).expr, model)
+
+
+def test_a_node_function_before_a_postfix_operator_prints_in_brackets() -> None:
+    """Regression: to_plain printed (yhat_1(ones(1, 2)))[0,0] as yhat_1(ones(1, 2))[0,0], a product.
+
+    Such an application (its brackets hold nothing yhat_1's input is computed from) is built by
+    code, not by the parser; printed, it keeps its brackets. Applications the parser builds need none.
+    """
+    ones = Call("ones", (Number(Fraction(1)), Number(Fraction(2))), (1, 2))
+    yhat = Apply(Ref("yhat", 1), ones, (1, 2))
+    assert to_plain(Element(yhat, (0, 0))) == "(yhat_1(ones(1, 2)))[0,0]"
+    assert to_plain(Transpose(yhat, (2, 1))) == "(yhat_1(ones(1, 2))).T"
+    assert to_plain(Power(yhat, Fraction(2), False, (1, 2))) == "(yhat_1(ones(1, 2)))**2"
+    assert to_latex(Element(yhat, (0, 0))).startswith(r"\left(\hat{y}_{1}\left(")
+    for text in ["h_1(x_1 @ W_xh).T", "h_1(x_1 @ W_xh)[0,1]", "h_1(x_1 @ W_xh)**2"]:
+        e = parse(text, M).expr
+        assert isinstance(children(e)[0], Apply) and to_plain(e) == text
+        roundtrip(e, M)
+
+
+def test_runs_of_signs_print_without_brackets_up_to_the_run_limit() -> None:
+    assert to_plain(P("-(-(-h_1))")) == "- - -h_1"
+    for text in ["-" * 16 + "h_1", "(-" * 40 + "h_1" + ")" * 40, "-(-dL/dh_1) * dh_1/dW_hy[0,0]", "-(-dL/dh_1 * dh_1/da_1)"]:
+        roundtrip(P(text, M), M)
+    with pytest.raises(LimitError, match="signs in a row"):
+        parse("-+" * 9 + "h_1", M)

@@ -304,34 +304,42 @@ def _equal_trees(a: _Node, b: _Node) -> bool:
     return True
 
 
+_REPR_LIMIT = 20_000
+"""Characters of a repr: a DAG's unfolded repr can be exponentially long (a failing test prints it)."""
+
+
 def _repr_tree(root: _Node) -> str:
-    """The dataclass-style repr (``Binary(op='+', left=..., ...)``), built children first."""
-    memo: dict[int, str] = {}
-    stack: list[_Node] = [root]
+    """The dataclass-style repr (``Binary(op='+', left=..., ...)``), written out from an explicit
+    stack and cut after :data:`_REPR_LIMIT` characters."""
+    out: list[str] = []
+    size = 0
+    stack: list[str | _Node] = [root]
     while stack:
-        node = stack[-1]
-        if id(node) in memo:
-            stack.pop()
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            size += len(item)
+            if size > _REPR_LIMIT:
+                return "".join(out)[:_REPR_LIMIT] + "…"
             continue
-        pending = [k for k in children(node) if id(k) not in memo]  # type: ignore[arg-type]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
-        kids = _CHILD_FIELDS[type(node)]
-        parts = []
-        for f in fields(node):  # type: ignore[arg-type]
-            value = getattr(node, f.name)
+        kids = _CHILD_FIELDS[type(item)]
+        pieces: list[str | _Node] = [f"{type(item).__name__}("]
+        for i, f in enumerate(fields(item)):  # type: ignore[arg-type]
+            value = getattr(item, f.name)
+            pieces.append(f"{', ' if i else ''}{f.name}=")
             if f.name not in kids:
-                text = repr(value)
+                pieces.append(repr(value))
             elif isinstance(value, tuple):
-                inner = [memo[id(v)] for v in value]
-                text = "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+                pieces.append("(")
+                for j, v in enumerate(value):
+                    pieces.extend([", "] if j else [])
+                    pieces.append(v)
+                pieces.append(",)" if len(value) == 1 else ")")
             else:
-                text = memo[id(value)]
-            parts.append(f"{f.name}={text}")
-        memo[id(node)] = f"{type(node).__name__}({', '.join(parts)})"
-    return memo[id(root)]
+                pieces.append(value)
+        pieces.append(")")
+        stack.extend(reversed(pieces))
+    return "".join(out)
 
 
 def postorder(root: Expr) -> list[Expr]:

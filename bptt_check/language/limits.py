@@ -7,8 +7,8 @@ over the tree (equality, hashing, printing and evaluation walk it with explicit
 stacks), so the tree's depth after unrolling is not limited.
 """
 
-MAX_TEXT_LENGTH = 200_000
-"""Characters in one expression (a 1 000-term sum written out in LaTeX is about 100 000)."""
+MAX_TEXT_LENGTH = 500_000
+"""Characters in one expression (a 1 000-term sum written out in LaTeX is 100 000 to 300 000)."""
 
 MAX_NESTING = 64
 """Brackets ( [ { open at once; counted before parsing so that nothing recurses deeply."""
