@@ -1081,10 +1081,10 @@ def _squeeze(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _did_you_mean(word: str, options: Any) -> str:
-    from .language.names import suggest  # the same suggestions as for unknown names in expressions
+    from .vocabulary import did_you_mean
 
-    close = suggest(word, [str(o) for o in options], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    guess = did_you_mean(word, [str(o) for o in options])
+    return f" ({guess})" if guess else ""
 
 
 def _scalar(value: object) -> float:

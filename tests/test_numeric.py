@@ -518,6 +518,20 @@ def test_importing_and_checking_change_no_global_jax_setting() -> None:
     assert after["jax_enable_x64"] is False
 
 
+def test_the_local_float64_context_compiles_once_per_shape() -> None:
+    from bptt_check.numeric import _vjp_fn
+
+    model = RNN(steps=3, input_size=3, hidden_size=2, output_size=2)
+    leaves = sample_points(model, 2, seed=1)
+    NumericRNN(model).gradients(leaves)
+    compiled = _vjp_fn._cache_size()
+    for seed in (2, 3):  # new points, a new NumericRNN, another reading: data, not a new program
+        other = sample_points(model, 3, seed=seed)
+        NumericRNN(model).gradients(other)
+        NumericRNN(model).partial(Ref("h", 3), Ref("W_hh"), other, reading="immediate")
+    assert _vjp_fn._cache_size() == compiled
+
+
 def test_the_disk_cache_is_opt_in(tmp_path, monkeypatch) -> None:
     import jax
 
