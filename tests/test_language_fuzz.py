@@ -117,6 +117,11 @@ PIECES = [
     # Goodfellow's superscript steps, tau and parameter copies
     "h^{(t)}", r"h^{(t-1)\top}", r"\boldsymbol{h}^{(2)T}", "^{(2)}", "^{(t)}", r"^{(1)\top}", r"\tau", r"h^{(\tau)}",
     r"h_\tau", "W^{(1)}", "W_{hh}^{(2)}", r"\nabla_{W_{hh}^{(1)}} h_1", r"\nabla_{h^{(1)\top}} L", "^{(", ")}",
+    # spellings read since issue 14: transposes before subscripts, primes, Unicode, norms, e^, ones, identity
+    r"W^\top_{hh}", "W^T_hh", r"\mathbf{h}^\top_t", "h_1'", "′", "⋅", "⊤", "^⊤", "h₁", "hₜ₋₁", "Wₕₕ", "₂",
+    r"\|", r"\|^2", r"\|_2^2", r"\lVert", r"\rVert", r"\left\|", r"\right\|", r"\Vert",
+    r"\mathbf{1}", r"\mathbf{1}^\top", r"\mathbb{1}", "I", r"\mathbf{I}", "e^{", "e^(", "e**(", "e", "e^",
+    "W_{hx}", "W_yh", "W_qh", "W_hq", "sum_{t=0}^{T-1}", r"\sum_{t=0}^{T}", r"\ast",
     # junk
     "__import__('os')", ".system('x')", "lambda", "\x00", "\u2603", "\ud7ff", "\\", r"\foo", r"\begin{split}",
 ]
