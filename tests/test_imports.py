@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import bptt_check
 
 PACKAGE = Path(bptt_check.__file__).parent
@@ -145,5 +147,33 @@ def test_importing_the_package_and_its_pytest_plugin_loads_neither_jax_nor_sympy
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent, timeout=120
+    ).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_importing_every_module_changes_no_global_setting() -> None:
+    """jax's config, numpy's error and print state, warnings filters, the recursion limit, hypothesis's profile."""
+    code = """
+import importlib, pkgutil, sys, warnings
+import hypothesis, jax, lark, numpy as np, rich, sympy  # their own import-time state is theirs
+
+def state():
+    return (jax.config.jax_enable_x64, jax.config.jax_compilation_cache_dir, jax.config.jax_default_matmul_precision,
+            sys.getrecursionlimit(), list(warnings.filters), np.geterr(), np.get_printoptions(),
+            sorted(hypothesis.settings._profiles), repr(hypothesis.settings.default))
+
+before = state()
+import pytest
+
+import bptt_check
+for info in pkgutil.walk_packages(bptt_check.__path__, "bptt_check."):
+    if not info.name.endswith("__main__"):
+        importlib.import_module(info.name)
+after = state()
+print([(a, b) for a, b in zip(before, after) if a != b])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent, timeout=300
     ).stdout
     assert out.strip() == "[]"
