@@ -55,9 +55,13 @@ class _Node:
     def __repr__(self) -> str:
         return _repr_tree(self)
 
-    def __getstate__(self) -> dict[str, object]:
-        # The cached hash depends on the process's string-hash seed: never carry it across a pickle.
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Pickled (and deep-copied) as a flat list, children first: the default would recurse once per
+        # level, and would carry the cached hash, which depends on the process's string-hash seed.
+        return _unflatten, (_flatten(self),)
+
+    def __copy__(self) -> "_Node":
+        return self  # immutable
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -340,6 +344,36 @@ def _repr_tree(root: _Node) -> str:
         pieces.append(")")
         stack.extend(reversed(pieces))
     return "".join(out)
+
+
+def _flatten(root: _Node) -> list[tuple[type, tuple[object, ...]]]:
+    """Every distinct node, children first, as (class, field values) with children as list positions."""
+    order = postorder(root)  # type: ignore[arg-type]
+    index = {id(n): i for i, n in enumerate(order)}
+    flat = []
+    for n in order:
+        kids = _CHILD_FIELDS[type(n)]
+        values = []
+        for f in fields(n):
+            v = getattr(n, f.name)
+            if f.name in kids:
+                v = tuple(index[id(k)] for k in v) if isinstance(v, tuple) else index[id(v)]
+            values.append(v)
+        flat.append((type(n), tuple(values)))
+    return flat
+
+
+def _unflatten(flat: list[tuple[type, tuple[object, ...]]]) -> _Node:
+    """The inverse of :func:`_flatten` (shared nodes stay shared)."""
+    built: list[_Node] = []
+    for cls, values in flat:
+        kids = _CHILD_FIELDS[cls]
+        args = [
+            (tuple(built[i] for i in v) if isinstance(v, tuple) else built[v]) if f.name in kids else v  # type: ignore[index,union-attr]
+            for f, v in zip(fields(cls), values)
+        ]
+        built.append(cls(*args))
+    return built[-1]
 
 
 def postorder(root: Expr) -> list[Expr]:
