@@ -46,8 +46,8 @@ from .errors import (
 from .evaluate import Mode, evaluate
 from .exact import PRIME, NoExactForm, max_degree, refuting_pattern, residues
 from .language import Notation, parse, parse_target, target_of
-from .language.ast import Element, Expr, Name, Parsed, Partial, Transpose, walk
-from .model import RNN, Reading, Ref, Target
+from .language.ast import Chain, Element, Expr, Name, Parsed, Partial, Transpose, postorder, walk
+from .model import STATE_FAMILIES, RNN, CitePolicy, Reading, Ref, Target, cite_policy
 from .results import CheckResult, Counterexample, Diagnosis, Evidence, Reading as ReadingResult, step_range
 from .sampling import describe_point, region_point
 from .truth import Truth, truth_for
@@ -67,7 +67,8 @@ class Settings:
     Every field is validated on construction (a :class:`ConfigError` naming it):
     ``points`` 1..1000, ``exact_points`` 1..64, ``seed`` ≥ 0, ``rtol`` and
     ``atol`` finite in [0, 1) (a tolerance of 1 or more accepts 0 for anything),
-    ``reading`` one of ``total``, ``immediate``, ``either``, ``work`` ≥ 1.
+    ``reading`` one of ``total``, ``immediate``, ``either``, ``cite`` one of
+    ``none``, ``state_gradients``, ``any``, ``work`` ≥ 1.
     """
 
     points: int = 5
@@ -76,6 +77,9 @@ class Settings:
     rtol: float = RTOL
     atol: float = ATOL
     reading: ReadingPolicy = "total"
+    cite: CitePolicy = "any"
+    """Which true partials an answer may cite (:data:`~bptt_check.model.CitePolicy`); the target itself,
+    or a forward target's own node, never. Graders default to ``state_gradients``."""
     work: int = DEFAULT_WORK
     """Operations one answer's checks may take (:mod:`bptt_check.budget`): counted, never timed, so that
     a verdict does not depend on the machine's load. Past it the answer is ``invalid`` (``limit``);
@@ -99,6 +103,7 @@ class Settings:
                 )
             object.__setattr__(self, key, float(value))
         object.__setattr__(self, "reading", reading_policy(self.reading, "Settings.reading"))
+        object.__setattr__(self, "cite", cite_policy(self.cite, "Settings.cite"))
         value = self.work
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(
@@ -332,6 +337,7 @@ class Checker:
                 hint=f"write the answer for {self.target}, or change --target",
             )
         self._refuse_circular(parsed.expr, parsed.text)
+        self._refuse_cited(parsed.expr, parsed.text)
         return parsed.expr
 
     def _refuse_circular(self, expr: Expr, text: str) -> None:
@@ -351,6 +357,34 @@ class Checker:
                     position=0,
                     hint="write it in terms of other quantities (partials of other nodes may be cited)",
                 )
+
+    def _refuse_cited(self, expr: Expr, text: str) -> None:
+        """The answer's own node for a forward target (``L_2`` answered ``L_2``), and every true partial
+        the ``cite`` policy does not allow, make the answer ``invalid`` (``circular``, ``cited_partial``)."""
+        t, policy = self.target, self.settings.cite
+        for node in postorder(expr):
+            if t.wrt is None and isinstance(node, Name) and node.ref == t.of:
+                raise CircularError(
+                    f"the answer uses {t.of} itself",
+                    text=text,
+                    hint=f"write {t} in terms of the values it is computed from",
+                )
+            factors = node.factors if isinstance(node, Chain) else (node,) if isinstance(node, Partial) else ()
+            for p in factors:
+                why = _uncitable(p, t, policy)
+                if why:
+                    name = f"∂{p.num}/∂{p.den}"
+                    other = f" other than {t.wrt}" if t.wrt is not None and t.wrt.step is not None else ""
+                    allowed = {
+                        "none": "no true partials may be cited here",
+                        "state_gradients": f"only the loss's gradients with respect to states{other}"
+                        " (such as ∂L/∂h_t) may be cited here",
+                    }[policy]
+                    raise CitedPartialError(
+                        f"the answer cites {name}, {why}: {allowed}",
+                        text=text,
+                        hint="derive it from the model's equations (a grader may allow more with rubric.cite)",
+                    )
 
     def _names_target(self, lhs: Expr) -> bool:
         t = self.target
@@ -563,6 +597,28 @@ class Checker:
                 continue
             notes.append(ReadingResult(name, t_ok, i_ok, msg, tuple(missing)))
         return notes
+
+
+class CitedPartialError(CircularError):
+    """An answer citing a true partial that the question's ``cite`` policy does not allow."""
+
+    code = "cited_partial"
+
+
+def _uncitable(p: Partial, t: Target, policy: CitePolicy) -> str:
+    """Why ``p`` may not be cited under ``policy`` (empty when it may)."""
+    if policy == "any":
+        return ""
+    if policy == "none":
+        return "a true partial"
+    if not p.num.is_loss:
+        return f"a partial of {p.num}, not of the loss"
+    if p.den.step is None or p.den.family not in STATE_FAMILIES or p.den == Ref("h", 0):
+        kind = "a parameter" if p.den.is_parameter else "the total loss" if p.den.is_loss else "an input"
+        return f"a gradient with respect to {kind}, not a state"
+    if t.wrt is not None and p.den == t.wrt:
+        return f"a piece of the target {t} itself"
+    return ""
 
 
 def _evaluated_reading(ambiguous: tuple[Partial, ...]) -> dict[Mode, Mode]:

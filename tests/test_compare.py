@@ -461,3 +461,51 @@ def test_relu_spellings_are_proved_in_every_region(answer, target, verdict):
 def test_ones_and_identity_sized_by_context_check_equivalent(answer: str, target: str, model: RNN) -> None:
     result = check(answer, target, model=model)
     assert result.verdict == "equivalent", str(result)
+
+
+# -- what an answer may cite (issue 14, finding 8) ------------------------------------------------
+
+
+def test_a_forward_target_answered_with_itself_is_circular():
+    for answer, target in (("L_2", "L_2"), ("h_1[0]", "h_1[0]"), ("2 * h_1 - h_1", "h_1")):
+        result = check(answer, target)
+        assert result.verdict == "invalid" and result.diagnoses[0].code == "circular", answer
+    assert check("-sum(y_2 * log(yhat_2))", "L_2").verdict == "equivalent"  # other nodes may be used
+
+
+@pytest.mark.parametrize(
+    "answer, target, allowed",
+    [
+        # (answer, target, the policies under which it may be checked)
+        (CORRECT_W_HH, "dL/dW_hh", {"state_gradients", "any"}),
+        ("dL_1/dW_hh + dL_2/dW_hh", "dL/dW_hh", {"any"}),
+        ("dL_1/dh_1 + dL_2/dh_1", "dL/dh_1", {"any"}),
+        ("(yhat_1 - y_1) @ W_hy.T + dL/dh_2 @ dh_2/dh_1", "dL/dh_1", {"any"}),
+        ("(yhat_1 - y_1) @ W_hy.T + (dL/da_2) @ W_hh.T", "dL/dh_1", {"state_gradients", "any"}),
+        ("h_1.T @ (yhat_1 - y_1) + h_2.T @ (yhat_2 - y_2)", "dL/dW_hy", {"none", "state_gradients", "any"}),
+        ("(dL/dh_1 * (1 - h_1**2)) @ W_xh.T", "dL/dx_1", {"state_gradients", "any"}),
+        ("dL/dx_1 + 0 * dL/dh_1", "dL/dx_1", set()),  # the target itself: never
+    ],
+)
+def test_the_cite_policy_decides_which_true_partials_an_answer_may_use(answer, target, allowed):
+    for policy in ("none", "state_gradients", "any"):
+        result = check(answer, target, settings=Settings(cite=policy))
+        if policy in allowed:
+            assert result.verdict == "equivalent", (policy, str(result))
+        else:
+            assert result.verdict == "invalid", (policy, str(result))
+            assert result.diagnoses[0].code in ("cited_partial", "circular")
+
+
+def test_a_refused_citation_names_the_partial_and_the_rule():
+    result = check("dL_1/dW_hh + dL_2/dW_hh", "dL/dW_hh", settings=Settings(cite="state_gradients"))
+    assert result.diagnoses[0].code == "cited_partial"
+    assert "the answer cites ∂L_1/∂W_hh, a gradient with respect to a parameter, not a state" in result.message
+    assert "only the loss's gradients with respect to states (such as ∂L/∂h_t) may be cited" in result.message
+    piece = check("dL_1/dh_1 + dL_2/dh_1", "dL/dh_1", settings=Settings(cite="state_gradients"))
+    assert "a piece of the target dL/dh_1 itself" in piece.message and "states other than h_1" in piece.message
+    assert check("dL_1/dW_hh + dL_2/dW_hh", "dL/dW_hh").ok  # check's own default stays "any"
+    from bptt_check import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean 'state_gradients'"):
+        Settings(cite="state_gradient")

@@ -44,7 +44,6 @@ CORRECT = [
     "dL/dW_hh = " + PLAIN,
     "h_0.T @ dL/da_1 + h_1.T @ dL/da_2",
     "h_0.T @ (dL/dh_1 * (1 - tanh(a_1)**2)) + h_1.T @ (dL/dh_2 * (1 - tanh(a_2)**2))",
-    "dL_2/dh_2 * dh_2/dW_hh + dL_1/dh_1 * dh_1/dW_hh",
     r"\sum_{t=1}^{2} h_{t-1}^T \left(\frac{\partial L}{\partial h_t} \odot (1 - h_t^2)\right)",
     r"h_0^\top \left(\frac{\partial L}{\partial h_1} \odot (1 - h_1^2)\right)"
     r" + h_1^\top \left(\frac{\partial L}{\partial h_2} \odot (1 - h_2^2)\right)",
@@ -71,6 +70,7 @@ INVALID = [
     "h_0 @ h_1",
     "h_0.T @ dL/dh_1 * (1 - h_1**2)",
     "dL/dW_hh[0,0]",
+    "dL_2/dh_2 * dh_2/dW_hh + dL_1/dh_1 * dh_1/dW_hh",  # cites ∂h_t/∂W_hh: only state gradients by default
 ]
 HOSTILE = [
     "h_0 " * 250_000,  # a megabyte of text
@@ -165,6 +165,8 @@ def test_the_example_question_file_loads():
         ('target = "dL/dW_hh"\n[rubric]\nreading = "both"', "rubric.reading"),
         ('target = "dL/dW_hh"\n[rubric]\npoints = 2.5', "rubric.points"),
         ('target = "dL/dW_hh"\n[rubric]\nbudget = 0', "rubric.budget"),
+        ('target = "dL/dW_hh"\n[rubric]\nwork = 0', "rubric.work"),
+        ('target = "dL/dW_hh"\n[rubric]\ncite = "states"', "rubric.cite"),
         ('target = "dL/dW_hh"\n[rubric]\nmax_score = true', "rubric.max_score"),
         ('target = "dL/dW_hh"\n[rubric]\npartial_credit = "yes"', "rubric.partial_credit"),
         ('target = "dL/dW_hh"\n[rubric.diagnoses]\nsign_flip = "half"', "rubric.diagnoses.sign_flip"),
@@ -191,6 +193,24 @@ def test_questions_and_rubrics_are_checked_in_python_too():
     with pytest.raises(ConfigError, match="target"):
         Question("")
     assert Question("dL/dW_hh").with_budget(0.5).rubric.budget == 0.5
+
+
+def test_a_question_says_which_true_partials_an_answer_may_cite():
+    # Issue 14, finding 8: citing the target's own pieces earned full marks with no derivation.
+    loophole = "dL_1/dW_hh + dL_2/dW_hh"
+    strict = Grader(Question("dL/dW_hh"))  # the grading default: state gradients only
+    assert Rubric().cite == "state_gradients"
+    refused = strict.grade(loophole)
+    assert (refused.verdict, refused.codes, refused.score) == ("invalid", ("cited_partial",), 0.0)
+    assert "the answer cites ∂L_1/∂W_hh, a gradient with respect to a parameter, not a state" in refused.message
+    assert strict.grade(CORRECT[0]).verdict == "equivalent"  # dL/dh_t may be cited
+    anything = Grader(Question.from_toml('target = "dL/dW_hh"\n[rubric]\ncite = "any"'))
+    assert anything.grade(loophole).verdict == "equivalent"
+    closed = Grader(Question.from_toml('target = "dL/dW_hh"\n[rubric]\ncite = "none"'))
+    assert closed.grade(CORRECT[0]).codes == ("cited_partial",)
+    assert closed.grade(WRITTEN).verdict == "equivalent"
+    itself = Grader(Question("L_2", rubric=Rubric(cite="any"))).grade("L_2")
+    assert (itself.verdict, itself.codes) == ("invalid", ("circular",))
 
 
 # -- the rubric ---------------------------------------------------------------------------------

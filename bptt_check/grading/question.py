@@ -27,6 +27,8 @@ A question file is TOML (read with :mod:`tomllib`)::
     invalid = 0
     partial_credit = true                # a diagnosed wrong answer earns the engine's partial score
     reading = "total"                    # "total" | "immediate" | "either"
+    cite = "state_gradients"             # which true partials an answer may cite: "none" |
+                                         # "state_gradients" (dL/dh_t, dL_2/da_1, ...) | "any"
     points = 5                           # float sample points per check
     max_score = 1                        # points of the question
     work = 50_000_000                    # operations one answer's checks may take (counted, not timed)
@@ -54,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..budget import DEFAULT_WORK
 from ..errors import BpttCheckError, ConfigError, FileFormatError
-from ..model import RNN
+from ..model import RNN, CitePolicy, cite_policy
 from ..results import VERDICTS, CheckResult
 from ..vocabulary import READING_POLICIES, ReadingPolicy, diagnosis_code, did_you_mean, reading_policy
 
@@ -116,6 +118,10 @@ class Rubric:
     diagnoses: Mapping[str, float] = field(default_factory=dict)
     partial_credit: bool = True
     reading: ReadingPolicy = "total"
+    cite: CitePolicy = "state_gradients"
+    """Which true partials an answer may cite: ``none``; ``state_gradients`` (the default: only the loss's
+    gradients with respect to states, ``dL/dh_t``, each with respect to another node than the target's);
+    ``any`` (every partial but the target itself). A forward target's own node is never allowed."""
     points: int = 5
     max_score: float = 1.0
     budget: float = DEFAULT_BUDGET
@@ -138,6 +144,7 @@ class Rubric:
         if not isinstance(self.partial_credit, bool):
             raise ConfigError(f"rubric.partial_credit = {self.partial_credit!r} must be true or false")
         object.__setattr__(self, "reading", reading_policy(self.reading, "rubric.reading"))
+        object.__setattr__(self, "cite", cite_policy(self.cite, "rubric.cite"))
         if isinstance(self.points, bool) or not isinstance(self.points, int) or not 1 <= self.points <= _MAX_POINTS:
             raise ConfigError(
                 f"rubric.points = {self.points!r} must be a whole number of sample points",
@@ -177,7 +184,7 @@ class Rubric:
         """The checker settings this rubric asks for."""
         from ..compare import Settings
 
-        return Settings(points=self.points, reading=self.reading, work=self.work)
+        return Settings(points=self.points, reading=self.reading, cite=self.cite, work=self.work)
 
     @property
     def hard_budget(self) -> float:
