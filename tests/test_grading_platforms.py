@@ -124,7 +124,7 @@ def test_grading_one_student_per_question_with_feedback_levels():
     chain = grade_answer(graders["dh_1"], "dL/dh_1 = (yhat_1 - y_1) @ W_hy.T = (yhat_1 - y_1) @ W_hy.T"
                          " + (dL/dh_2 * (1 - h_2**2)) @ W_hh.T")
     assert chain.verdict == "equivalent" and "derivation: step 1 of 2" in chain.message
-    two = grade_answer(graders["dh_1"], "dL_1/dh_1 + dL_2/dh_2 * dh_2/dh_1 = (yhat_1 - y_1) @ W_hy.T")
+    two = grade_answer(graders["dh_1"], "(yhat_1 - y_1) @ W_hy.T + dL/da_2 @ W_hh.T = (yhat_1 - y_1) @ W_hy.T")
     assert two.verdict == "not_equivalent" and "derivation: the step before the result equals the target" in two.message
 
 
