@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .language.ast import (
     Apply,
@@ -175,8 +175,45 @@ def transpose(e: Expr) -> Expr:
     (AB)ᵀ = BᵀAᵀ; (A ± B)ᵀ, (A * B)ᵀ, (A / B)ᵀ elementwise; (−A)ᵀ = −Aᵀ; (Aᵀ)ᵀ = A;
     numbers and 1×1 values are their own transpose; elementwise calls, node
     functions and powers pass it through; diag(v)ᵀ = diag(vᵀ), outer(u, v)ᵀ = outer(v, u).
-    ``e`` is expected to have its transposes at the leaves already.
+    ``e`` is expected to have its transposes at the leaves already. Children
+    before parents, without recursion, each shared subtree once.
     """
+    done: dict[int, tuple[Expr, Expr]] = {}
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        if id(node) in done:
+            stack.pop()
+            continue
+        kids = _transposed_kids(node)
+        todo = [k for k in kids if id(k) not in done]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        done[id(node)] = (node, _transpose_node(node, lambda k: done[id(k)][1]))
+    return done[id(e)][1]
+
+
+def _transposed_kids(e: Expr) -> tuple[Expr, ...]:
+    """The children whose transposes :func:`_transpose_node` uses."""
+    if e.shape == (1, 1) and not isinstance(e, (Partial, Chain)):
+        return ()
+    if isinstance(e, Binary):
+        return (e.left, e.right)
+    if isinstance(e, Neg):
+        return (e.operand,)
+    if isinstance(e, Power):
+        return (e.base,)
+    if isinstance(e, Apply) and e.node.family in ("h", "yhat"):
+        return (e.arg,)
+    if isinstance(e, Call) and (e.func in _ELEMENTWISE_CALLS or (e.func == "diag" and 1 in e.args[0].shape)):
+        return tuple(e.args)
+    return ()
+
+
+def _transpose_node(e: Expr, t: Callable[[Expr], Expr]) -> Expr:
+    """``eᵀ`` given ``t``, the transposes of its children."""
     shape = e.shape[::-1]
     if e.shape == (1, 1) and not isinstance(e, (Partial, Chain)):
         return e
@@ -184,17 +221,17 @@ def transpose(e: Expr) -> Expr:
         return e.operand
     if isinstance(e, Binary):
         if e.op == "@":
-            return Binary("@", transpose(e.right), transpose(e.left), shape)
-        return Binary(e.op, transpose(e.left), transpose(e.right), shape)
+            return Binary("@", t(e.right), t(e.left), shape)
+        return Binary(e.op, t(e.left), t(e.right), shape)
     if isinstance(e, Neg):
-        return Neg(transpose(e.operand), shape)
+        return Neg(t(e.operand), shape)
     if isinstance(e, Power):
-        return Power(transpose(e.base), e.exponent, e.matrix, shape)
+        return Power(t(e.base), e.exponent, e.matrix, shape)
     if isinstance(e, Apply) and e.node.family in ("h", "yhat"):
-        return Apply(e.node, transpose(e.arg), shape)
+        return Apply(e.node, t(e.arg), shape)
     if isinstance(e, Call):
         if e.func in _ELEMENTWISE_CALLS or (e.func == "diag" and 1 in e.args[0].shape):
-            return Call(e.func, tuple(transpose(a) for a in e.args), shape)
+            return Call(e.func, tuple(t(a) for a in e.args), shape)
         if e.func == "outer":
             return Call("outer", e.args[::-1], shape)
     return Transpose(e, shape)
@@ -547,27 +584,39 @@ def forward(model: RNN, ref: Ref) -> Expr:
 
 
 def _row_forward(model: RNN, ref: Ref) -> Expr:
+    """The row-model forward expression, built from step 1 up (no recursion; h_t shared by the later steps)."""
     b = Builder(model)
-    if ref == L_TOTAL:
-        return b.total([_row_forward(model, Ref("L", s)) for s in model.loss_steps])
     if ref in model.leaves() or (ref.family == "h" and ref.step == 0):
         return b.name(ref)
-    t = ref.step
-    assert t is not None
-    if ref.family == "a":
-        a = b.add(b.matmul(_row_forward(model, Ref("x", t)), b.name(Ref("W_xh"))),
-                  b.matmul(_row_forward(model, Ref("h", t - 1)), b.name(Ref("W_hh"))))
+    if ref != L_TOTAL and (ref.step is None or ref.family not in ("a", "h", "z", "yhat", "L")):
+        raise ValueError(f"no forward formula for {ref}")
+    last = model.steps if ref == L_TOTAL else ref.step
+    assert last is not None
+    h: dict[int, Expr] = {0: b.name(Ref("h", 0))}
+
+    def pre(t: int) -> Expr:
+        a = b.add(b.matmul(b.name(Ref("x", t)), b.name(Ref("W_xh"))), b.matmul(h[t - 1], b.name(Ref("W_hh"))))
         return b.add(a, b.name(Ref("b_h"))) if model.biases else a
+
+    def loss(t: int) -> Expr:
+        z = b.matmul(h[t], b.name(Ref("W_hy")))
+        z = b.add(z, b.name(Ref("b_y"))) if model.biases else z
+        if ref.family == "z" and ref.step == t:
+            return z
+        yhat = Apply(Ref("yhat", t), z, model.shape(Ref("yhat", t)))
+        if ref.family == "yhat" and ref.step == t:
+            return yhat
+        return Apply(Ref("L", t), yhat, (1, 1))
+
+    for t in range(1, last + 1):
+        if ref.family == "a" and t == last:
+            return pre(t)
+        h[t] = Apply(Ref("h", t), pre(t), model.shape(Ref("h", t)))
+    if ref == L_TOTAL:
+        return b.total([loss(s) for s in model.loss_steps])
     if ref.family == "h":
-        return Apply(ref, _row_forward(model, Ref("a", t)), model.shape(ref))
-    if ref.family == "z":
-        z = b.matmul(_row_forward(model, Ref("h", t)), b.name(Ref("W_hy")))
-        return b.add(z, b.name(Ref("b_y"))) if model.biases else z
-    if ref.family == "yhat":
-        return Apply(ref, _row_forward(model, Ref("z", t)), model.shape(ref))
-    if ref.family == "L":
-        return Apply(ref, _row_forward(model, Ref("yhat", t)), (1, 1))
-    raise ValueError(f"no forward formula for {ref}")
+        return h[last]
+    return loss(last)
 
 
 def chains(

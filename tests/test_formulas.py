@@ -235,3 +235,23 @@ def test_to_convention_keeps_the_value_transposed():
         got = evaluate(formulas.to_convention(e, col), col_backend)
         want = np.swapaxes(evaluate(e, truth.float_backend()), 1, 2)
         assert np.allclose(got, want, rtol=1e-12, atol=1e-14), text
+
+
+def test_long_sequences_need_no_recursion_in_building_converting_or_transposing():
+    import sys
+
+    from bptt_check.language.ast import Transpose
+
+    col = RNN(steps=400, convention="column")
+    assert sys.getrecursionlimit() <= 10_000
+    forward = formulas.forward(col, L_TOTAL)  # built up from step 1, then converted to columns
+    assert forward.shape == (1, 1)
+    terms = formulas.per_step(col, L_TOTAL, Ref("W_hh"))
+    assert len(terms) == 400
+    recursion = formulas.hidden_recursion(col, L_TOTAL)
+    deep = recursion[0][1]
+    for _ in range(3000):  # a tree 3000 levels deep
+        deep = formulas.Builder(col).add(deep, recursion[1][1])
+    flipped = formulas.transpose(deep)
+    assert flipped.shape == deep.shape[::-1]
+    assert formulas.transpose(Transpose(deep, deep.shape[::-1])) is deep
