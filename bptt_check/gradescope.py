@@ -41,7 +41,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .errors import BpttCheckError, FileFormatError
+from .errors import BpttCheckError, FileFormatError, InternalError
 
 ROOT_ENV = "BPTT_AUTOGRADER_ROOT"
 DEFAULT_ROOT = "/autograder"
@@ -360,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(["gradescope", *argv])
     try:
         return int(args.run(args))
+    except InternalError as err:  # a bug, not the user's: not a BpttCheckError, exit 3 as bptt-check does
+        print(f"bptt-check: internal error: {err}", file=sys.stderr)
+        return 3
     except BpttCheckError as err:
         print(f"bptt-check: error: {err}", file=sys.stderr)
         return 2
