@@ -581,9 +581,13 @@ class Checker:
         sym = self.truth.symbolic
         for p in ambiguous:
             name = f"∂{p.num}/∂{p.den}"
+            # the hidden states on some path den → num: the nodes between them (listing the paths
+            # themselves costs O(T²) each at T steps)
+            between = sym._between(p.num, p.den)  # noqa: SLF001 - the set paths() walks, without the walk
             missing = sorted(
-                {str(ref) for path in sym.paths(p.num, p.den) for ref in path[1:-1] if ref.is_hidden}
-                - _allowed_hidden(p.num, p.den)
+                {str(ref) for ref in between if ref.is_hidden and ref not in (p.num, p.den)}
+                - _allowed_hidden(p.num, p.den),
+                key=_step_order,
             )
             through = step_range(missing) if missing else "other steps"
             t_ok, i_ok = right.get("total", False), right.get("immediate", False)
@@ -631,6 +635,12 @@ def _evaluated_reading(ambiguous: tuple[Partial, ...]) -> dict[Mode, Mode]:
     if kinds == {True, False}:
         return {"total": "total", "immediate": "immediate", "mixed": "mixed"}
     return {"total": "total", "immediate": "immediate", "mixed": "immediate" if True in kinds else "total"}
+
+
+def _step_order(name: str) -> tuple[str, int]:
+    """``h_2`` before ``h_10``."""
+    family, _, step = name.rpartition("_")
+    return (family, int(step)) if step.isdigit() else (name, -1)
 
 
 def _allowed_hidden(num: Ref, den: Ref) -> set[str]:
