@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -354,13 +353,11 @@ def test_cases_are_well_conditioned_for_every_option(case):
 
 
 def test_relu_cases_keep_off_the_kink_without_getting_stuck():
-    start = time.perf_counter()
     drawn = _drawn(cases(models(max_steps=12, max_size=8, activation="relu", convention=("row", "column"))), 60)
     assert len(drawn) == 60  # no health check failed (filter_too_much)
     for case in drawn:
         assert np.abs(forward_rows(case)[0]).min() >= RELU_MARGIN
     assert any((forward_rows(case)[0] < 0).any() for case in drawn)  # inactive units too: the step function matters
-    assert time.perf_counter() - start < 30
 
 
 @settings(max_examples=30, deadline=None)
@@ -467,11 +464,10 @@ def test_correct_column_implementation_passes_with_names_and_d_prefix():
     assert_gradients_match(rnn_impls.lossFun, WITH_BIAS, names=MIN_CHAR, layout="column", **FAST)
 
 
-def test_correct_implementation_passes_200_examples_within_a_minute():
-    start = time.perf_counter()
+@pytest.mark.slow
+def test_correct_implementation_passes_200_examples():
+    # No wall clock here (a busy machine must not fail it): how long 200 examples take is benchmark material.
     assert_gradients_match(rnn_impls.lossFun, WITH_BIAS, names=MIN_CHAR, layout="column", max_examples=200, seed=1)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 60, f"200 examples took {elapsed:.1f} s"
 
 
 def test_loss_at_last_step_and_fixed_model():
