@@ -509,3 +509,9 @@ def test_a_refused_citation_names_the_partial_and_the_rule():
 
     with pytest.raises(ConfigError, match="did you mean 'state_gradients'"):
         Settings(cite="state_gradient")
+
+
+def test_a_partial_with_no_path_is_named_zero_once():
+    result = check("dL_1/dh_2 + 2 * dL_1/dh_2", "dL/dh_2")
+    zero = [d.message for d in result.diagnoses if d.code == "zero_partial"]
+    assert zero == ["∂L_1/∂h_2 is zero: L_1 does not depend on h_2"]
