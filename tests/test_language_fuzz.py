@@ -1,9 +1,12 @@
-"""Fuzzing the expression language: every input parses or raises the package's own error, fast, executing nothing."""
+"""Fuzzing the expression language: every input parses or raises the package's own error, executing nothing.
+
+How fast hostile input is refused is measured in ``benchmarks/bench_language.py``, not here:
+a test must not depend on the speed of the machine it runs on.
+"""
 
 from __future__ import annotations
 
 import builtins
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -21,7 +24,6 @@ MODELS = [
     RNN(input_size=2, hidden_size=3, output_size=4, steps=3, biases=True, convention="column", activation="relu",
         loss="squared_error"),
 ]
-TIME_LIMIT = 1.0  # CPU seconds (time.process_time): robust to other processes on the machine
 
 FUZZ = settings(
     max_examples=400,
@@ -55,18 +57,15 @@ def nothing_executed() -> Iterator[None]:
 
 
 def check_one(text: str) -> None:
-    """Parse with every syntax and model: a Parsed or a BpttCheckError, within the time limit; parsed trees print back."""
+    """Parse with every syntax and model: a Parsed or a BpttCheckError; parsed trees print back."""
     for model in MODELS:
         for syntax in ("auto", "plain", "latex"):
-            start = time.process_time()
             with nothing_executed():
                 try:
                     parsed = parse(text, model, notation=Notation.SEED, syntax=syntax)  # type: ignore[arg-type]
                 except BpttCheckError as err:
                     str(err), err.caret() if hasattr(err, "caret") else None  # the messages render
                     parsed = None
-            elapsed = time.process_time() - start
-            assert elapsed < TIME_LIMIT, f"{elapsed:.2f}s for {text!r}"
             if parsed is not None:
                 e = parsed.expr
                 assert parse(to_plain(e), model, syntax="plain").expr == e
@@ -196,9 +195,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_inputs_fail_fast_with_our_error(text: str) -> None:
-    start = time.process_time()
+def test_hostile_inputs_are_refused_with_our_error(text: str) -> None:
     with nothing_executed():
         with pytest.raises(BpttCheckError):
             parse(text, RNN())
-    assert time.process_time() - start < TIME_LIMIT
