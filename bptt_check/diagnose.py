@@ -5,16 +5,24 @@ from a list of strings:
 
 1. **Decomposition.** The truth is a sum of per-path terms T_i (one per loss
    step s and step k). The answer's values at the sample points are fitted as
-   ``Σ c_i T_i`` by least squares over the terms of *every* step's loss (so an
-   extra L_1 in a last-step-only question is seen); when the rounded
-   coefficients are small integers and reproduce the answer within the
-   numeric tolerance, the coefficients say which terms are missing
-   (``missing_term``, ``missing_path``), extra (``extra_term``) or of the
-   wrong sign (``sign_flip``).
-2. **Mistake variants.** Each term tree is mutated at one *site* — every
-   occurrence of the same factor, e.g. the tanh derivative at step 2 — by the
-   mutation kinds below; the answer matching a variant's values names the
-   mistake, where it sits, and scores the share of terms left intact.
+   ``Σ c_i T_i`` over the terms of *every* step's loss (so an extra L_1 in a
+   last-step-only question is seen): by least squares while there are few
+   terms (:data:`FULL_FIT_TERMS`), and past that — T²/2 terms outnumber the
+   values at the sample points — as the truth with one structured group
+   changed: a step of the sum over t, a loss, the paths of one length (a
+   truncated backward pass), a run of those from either end, or one path,
+   missing, doubled, flipped or added. The coefficients say which terms are
+   missing (``missing_term``, ``missing_path``), extra (``extra_term``) or of
+   the wrong sign (``sign_flip``); many of one kind are said in one line. The
+   terms' values come from one backward pass over all loss steps at once.
+2. **Mistake variants.** The truth, as per-path terms (few paths) or as the
+   BPTT recursion (a DAG of O(T) nodes), and in the per-step form, is mutated
+   at one *site* — every occurrence of the same factor, e.g. the tanh
+   derivative at step 2 — or at every site of a kind, by the mutation kinds
+   below; only terms naming the site's step are rewritten, and a variant's
+   value is the truth's with its changed terms replaced. The answer matching
+   a variant's values names the mistake, where it sits, and scores the share
+   of terms left intact. Variants are built on the first answer that needs them.
 
 Scores: ``(#terms right − #terms wrong and present) / #terms``, clipped to [0, 1].
 """
