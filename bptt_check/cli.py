@@ -49,7 +49,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         model=model,
         notation=notation_from(args),
         syntax=args.syntax,
-        settings=Settings(reading=args.reading, seed=args.seed),
+        settings=Settings(reading=args.reading, cite=args.cite, seed=args.seed),
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--syntax", choices=("auto", "plain", "latex"), default="auto")
     c.add_argument("--reading", choices=("total", "immediate", "either"), default="total",
                    help="which reading of ambiguous partials earns credit")
+    c.add_argument("--cite", choices=("none", "state_gradients", "any"), default="any",
+                   help="which true partials the answer may cite (graders default to state_gradients)")
     c.add_argument("--seed", type=int, default=0, help="seed of the sample points")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     add_model_options(c)

@@ -82,6 +82,13 @@ def test_check_invalid_exits_2_with_caret(capsys):
     assert "did you mean W_hy?" in out and "^" in out
 
 
+def test_check_cite_says_which_true_partials_an_answer_may_use(capsys):
+    loophole = "dL_1/dW_hh + dL_2/dW_hh"
+    assert run(capsys, "check", loophole, "--target", "dL/dW_hh")[0] == 0  # check's default: any partial
+    code, out, _ = run(capsys, "check", loophole, "--target", "dL/dW_hh", "--cite", "state_gradients")
+    assert code == 2 and "diagnosis cited_partial: the answer cites ∂L_1/∂W_hh" in out
+
+
 def test_a_bias_in_a_model_without_biases_points_to_the_option(capsys):
     code, out, _ = run(capsys, "check", "h_1", "--target", "dL/db_h")
     assert code == 2
