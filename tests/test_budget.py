@@ -81,3 +81,22 @@ def test_a_slow_or_busy_machine_gets_the_same_verdict(monkeypatch: pytest.Monkey
     busy = Checker("dL/dW_hh", model=m, settings=Settings(reading="either")).check(PASCANU)
     monkeypatch.undo()
     assert (busy.verdict, busy.message, busy.evidence) == (idle.verdict, idle.message, idle.evidence)
+
+
+@pytest.mark.slow
+def test_pascanus_double_sum_at_t40_gets_one_verdict_idle_and_beside_two_busy_processes():
+    # Issue 14's own case: `equivalent` in 11 s on an idle machine, `invalid` under load before.
+    import subprocess
+    import sys
+
+    m = RNN(steps=40)
+    idle = check(PASCANU, "dL/dW_hh", model=m, reading="either")
+    spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        busy = check(PASCANU, "dL/dW_hh", model=m, reading="either")
+    finally:
+        for p in spin:
+            p.kill()
+            p.wait()
+    assert idle.verdict == busy.verdict == "equivalent"
+    assert idle.evidence == busy.evidence
