@@ -1,4 +1,4 @@
-"""``bptt-check``: the command line (SPEC §6).
+"""``bptt-check``: the command line.
 
 Exit codes: 0 ok, 1 a check failed, 2 a usage or input error (one line on
 stderr, never a traceback), 3 an internal error. A reader that stops early

@@ -2,7 +2,7 @@
 
 For an answer ``a`` and a target with truth ``g``:
 
-1. **Numeric check** at P float64 points (SPEC §2 sampling): the answer agrees
+1. **Numeric check** at P float64 points (drawn by `sampling`): the answer agrees
    when ``|a - g| ≤ atol + rtol·|g|`` entrywise at every point
    (defaults ``rtol = 1e-7``, ``atol = 1e-9``), ``g`` from sympy, itself
    cross-checked against jax.
@@ -13,7 +13,7 @@ For an answer ``a`` and a target with truth ``g``:
 3. The two must not contradict each other (else an internal error). Agreement
    with a proof is ``equivalent``; without one, ``equivalent_numerically``.
    An answer equal to the transpose of the truth is ``transposed``.
-4. Partials that are ambiguous (total ≠ immediate reading, SPEC §4) are
+4. Partials that are ambiguous (total ≠ immediate reading) are
    evaluated under both readings; the ``reading`` policy (``total``,
    ``immediate`` or ``either``) decides which one earns the verdict; every
    policy is total over every answer (with no ambiguous partial all readings
@@ -341,7 +341,7 @@ class Checker:
         return parsed.expr
 
     def _refuse_circular(self, expr: Expr, text: str) -> None:
-        """An answer may cite true partials, but not the one it is asked for (SPEC §4)."""
+        """An answer may cite true partials, but not the one it is asked for."""
         t = self.target
         for p in walk(expr):
             if (

@@ -1,4 +1,4 @@
-"""Derivation files (SPEC §7) and ``bptt-check verify``.
+"""Derivation files and ``bptt-check verify``.
 
 A derivation file is TOML, read with :mod:`tomllib`::
 
@@ -152,7 +152,7 @@ class ClaimOutcome:
         return None if self.claim is None else self.claim.expect
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §6 object: the result's ``to_dict()`` plus the claim's ``name``, ``expect``, ``file``, ``ok``."""
+        """The ``--json`` object: the result's ``to_dict()`` plus the claim's ``name``, ``expect``, ``file``, ``ok``."""
         out: dict[str, Any] = self.result.to_dict() if self.result is not None else {"verdict": None}
         claim = self.claim
         out.update(
@@ -278,7 +278,7 @@ class VerifyReport:
     # -- output ---------------------------------------------------------------
 
     def to_list(self) -> list[dict[str, Any]]:
-        """The ``verify --json`` list (SPEC §6): one object per claim."""
+        """The ``verify --json`` list: one object per claim."""
         return [o.to_dict() for o in self.outcomes]
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The true gradients in matrix form, as expression trees: per step and per path.
 
-Row convention (SPEC §2). For the loss ``L_s`` of one step, the gradient
+Row convention. For the loss ``L_s`` of one step, the gradient
 reaching the hidden state ``h_k`` (k ≤ s) along the only path
 ``h_k → h_{k+1} → … → h_s → z_s → L_s`` is
 

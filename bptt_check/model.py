@@ -1,6 +1,6 @@
 """The RNN being checked: its configuration, its named values and their shapes.
 
-The seed's model (SPEC §2) is the row-vector convention, steps ``t = 1..T``::
+The seed's model is the row-vector convention, steps ``t = 1..T``::
 
     a_t    = x_t @ W_xh + h_{t-1} @ W_hh (+ b_h)
     h_t    = tanh(a_t)
@@ -159,7 +159,7 @@ def _whole(key: str, value: Any) -> int:
 
 @dataclass(frozen=True)
 class RNN:
-    """An immutable configuration of the seed's RNN (SPEC §2).
+    """An immutable configuration of the seed's RNN.
 
     Defaults are the seed's: T = 2 steps, D = H = O = 2, a loss at every step,
     ``h_0`` a given input, no biases, row vectors, tanh, softmax with cross-entropy.

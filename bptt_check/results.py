@@ -1,7 +1,7 @@
 """The frozen results of a check: verdict, evidence, counterexample, diagnoses, readings.
 
 ``str(result)`` is exactly what the CLI prints; ``result.to_dict()`` is the
-``--json`` object of SPEC §6.
+``--json`` object.
 """
 
 from __future__ import annotations

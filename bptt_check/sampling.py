@@ -7,7 +7,7 @@ float64 arrays with a leading point axis, ``values[ref].shape == (P, rows, cols)
 column-convention point is the transpose of the row-convention point drawn
 from the same seed (every rule below is stated in the row convention).
 
-Points are built to be *well conditioned* (SPEC §2, §5), so that two
+Points are built to be *well conditioned*, so that two
 expressions that differ also differ numerically at the point:
 
 * **No vanishing entries, no coincidences.** Every family is drawn as a

@@ -3,7 +3,7 @@
 Every named value of the model (:class:`~bptt_check.model.Ref`) has a matrix of
 real sympy symbols (``h_1[0,1]``, ``W_hh[1,0]``; a 1×1 value is one symbol
 ``L_1``).
-A computed node is *defined* in its parents' symbols (row convention, SPEC §2)::
+A computed node is *defined* in its parents' symbols (row convention)::
 
     a_t    = x_t W_xh + h_{t-1} W_hh (+ b_h)         h_0 = 0 when model.h0 == "zeros"
     h_t    = act(a_t)                                tanh, sigmoid or relu
@@ -37,7 +37,7 @@ and pushes them to the parents with the local vector-Jacobian products::
 When ``yhat_t``'s adjoint comes from ``L_t`` alone (always, unless ``yhat_t``
 is the numerator), the softmax and cross-entropy steps are fused into
 ``ḡ_z_t = ḡ_L_t (yhat_t - y_t)``: equal to the unfused product because
-``sum_k y_t[k] = 1`` (SPEC §2), and the form every text writes. The logarithm
+``sum_k y_t[k] = 1``, and the form every text writes. The logarithm
 in ``∂L_t/∂y_t`` is rewritten the same way, through
 ``log sum_j exp z_t[j] = L_t + y_t·z_t`` (true at every consistent point with
 ``sum_k y_t[k] = 1``). So every Jacobian is a rational function (``+ - * /``

@@ -19,7 +19,7 @@ CORRECT_W_HH = "h_0.T @ (dL/dh_1 * (1 - h_1**2)) + h_1.T @ (dL/dh_2 * (1 - h_2**
 @pytest.mark.parametrize(
     "answer, target, notation",
     [
-        # SPEC §4 and the seed's 3(a) chains
+        # the language's partials and the seed's 3(a) chains
         ("dL_1/dc_1 * dc_1/ds_1 * ds_1/dW_hy + dL_2/dc_2 * dc_2/ds_2 * ds_2/dW_hy", "dL/dW_hy", SEED),
         (r"\frac{\partial L_1}{\partial c_1} \frac{\partial c_1}{\partial s_1} \frac{\partial s_1}{\partial W_{hy}}"
          r" + \frac{\partial L_2}{\partial c_2} \frac{\partial c_2}{\partial s_2} \frac{\partial s_2}{\partial W_{hy}}", "dL/dW_hy", SEED),

@@ -1,4 +1,4 @@
-"""Derivation files (SPEC §7) and ``bptt-check verify``: loading, verifying, output, exit codes.
+"""Derivation files and ``bptt-check verify``: loading, verifying, output, exit codes.
 
 The bundled ``derivations/`` folder is verified here too: every claim in it
 must get the verdict (and diagnosis) it expects.

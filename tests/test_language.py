@@ -1,4 +1,4 @@
-"""The expression language: SPEC §4 examples, the seed's Problem 3, names, shapes, chains, errors, printers."""
+"""The expression language: its documented examples, the seed's Problem 3, names, shapes, chains, errors, printers."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_grammar_is_lalr_and_conflict_free() -> None:
 
 
 # ---------------------------------------------------------------------------
-# SPEC §4, plain syntax
+# Plain syntax
 # ---------------------------------------------------------------------------
 
 PLAIN_SHAPES = [
@@ -204,7 +204,7 @@ def test_functions() -> None:
 
 
 # ---------------------------------------------------------------------------
-# SPEC §4, LaTeX syntax
+# LaTeX syntax
 # ---------------------------------------------------------------------------
 
 LATEX_SAME_AS_PLAIN = [
@@ -429,7 +429,7 @@ def test_seed_prose_sum_without_an_index_is_refused_with_a_hint() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Names and notation (SPEC §3)
+# Names and notation
 # ---------------------------------------------------------------------------
 
 
@@ -530,7 +530,7 @@ def test_unbound_step_index() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Node functions applied (SPEC §3)
+# Node functions applied
 # ---------------------------------------------------------------------------
 
 
@@ -556,7 +556,7 @@ def test_node_function_with_the_wrong_argument_explains_both_readings() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Partials and chains (SPEC §4)
+# Partials and chains
 # ---------------------------------------------------------------------------
 
 
@@ -940,7 +940,7 @@ def _twins(model: RNN):  # type: ignore[no-untyped-def]
         return f"({plain})", f"{opener[0]}{latex}{opener[1]}"
 
     def not_two_partials(draw, left: tuple[str, str], right: tuple[str, str]) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-        # Two partials side by side are a chain (SPEC §4), not an ordinary product: keep them apart.
+        # Two partials side by side are a chain, not an ordinary product: keep them apart.
         if is_partial(left) and is_partial(right):
             return group(draw, f"2 * {right[0]}", rf"2 \cdot {right[1]}")
         return right

@@ -1,4 +1,4 @@
-"""Sample points: shapes, reproducibility, targets, and well-conditioned points (SPEC §2, §5), for every model option."""
+"""Sample points: shapes, reproducibility, targets, and well-conditioned points, for every model option."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""``bptt-check grade``: grade a class's answers to one question (SPEC §6).
+"""``bptt-check grade``: grade a class's answers to one question.
 
 Register it in ``cli.build_parser`` with ``add_grade_command(sub)``. Exit
 codes: 0 when grading completed (whatever the scores, timeouts and internal

@@ -12,7 +12,7 @@ CacheKey = tuple[str, ...]
 
 
 def effective_syntax(text: str, syntax: str) -> str:
-    """The syntax an answer is read in: ``auto`` is the language's own choice (SPEC §4)."""
+    """The syntax an answer is read in: ``auto`` is the language's own choice."""
     if syntax == "auto":
         from ..language import detect_syntax
 

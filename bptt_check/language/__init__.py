@@ -106,7 +106,7 @@ def _run(text: str, model: RNN, notation: Notation | str | None, syntax: str, al
         repairs = (("missing_transpose", message, Parsed(expr=fixed_expr, lhs=fixed_lhs, syntax=chosen, text=text)),)
     if not resolver.ambiguous:
         return Parsed(expr=expr, lhs=lhs, syntax=chosen, text=text, repairs=repairs)
-    # Each node name before brackets that reads both ways, read the other way (SPEC: check both).
+    # Each node name before brackets that reads both ways, read the other way (check both).
     ambiguous = tuple(resolver.ambiguous)
     flip = frozenset(a.bracket for a in ambiguous)
     other = None

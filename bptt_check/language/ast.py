@@ -21,7 +21,7 @@ from ..model import Ref
 Shape = tuple[int, ...]
 BinaryOp = Literal["+", "-", "*", "/", "@"]
 FUNCTIONS = ("tanh", "sigmoid", "relu", "step", "exp", "log", "sech", "softmax", "diag", "sum", "outer", "ones")
-"""The whitelist of functions an expression may call (SPEC §4)."""
+"""The whitelist of functions an expression may call."""
 
 
 class _Node:
@@ -141,7 +141,7 @@ class Call(_Node):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Apply(_Node):
-    """The function that produces a node, applied to an argument (SPEC §3).
+    """The function that produces a node, applied to an argument.
 
     The function is the model's (:meth:`bptt_check.model.RNN.node_function`):
     with the seed's model, ``t_1(u)`` with ``t`` aliased to ``h`` is
@@ -159,7 +159,7 @@ class Apply(_Node):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Partial(_Node):
-    """∂num/∂den, the true value (total or immediate reading; see SPEC §4).
+    """∂num/∂den, the true value (total or immediate reading; see docs/ARCHITECTURE.md).
 
     ``num_index``/``den_index`` select one entry ((row, col), unsqueezed).
     ``shape`` follows :func:`bptt_check.model.jacobian_shape` of the (indexed)
@@ -180,7 +180,7 @@ class Partial(_Node):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Chain(_Node):
-    """A product of linked partials, contracted over each shared node (SPEC §4).
+    """A product of linked partials, contracted over each shared node.
 
     ``factors[i].den == factors[i+1].num`` (same Ref, same index). The value is
     the contraction of the factors' tensors; ``shape`` is that of

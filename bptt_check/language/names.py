@@ -1,4 +1,4 @@
-"""Names of the model (SPEC §3): canonical spellings, notation aliases, steps and suggestions.
+"""Names of the model: canonical spellings, notation aliases, steps and suggestions.
 
 A name as written is read by the lexer into a :class:`NameSpec`: its *parts*
 (the base and each subscript, braces and styling removed: ``W_{hy}`` →
