@@ -66,8 +66,9 @@ PATHS_SHOWN = 12
 
 def _cmd_derive(args: argparse.Namespace) -> int:
     from . import formulas
-    from .language import parse_target, to_latex, to_plain
+    from .language import parse_target, partial_text, to_latex, to_plain
     from .language.ast import Partial, walk
+    from .results import fold_steps
 
     model = model_from(args)
     target = parse_target(args.target, model, notation=notation_from(args))
@@ -83,12 +84,20 @@ def _cmd_derive(args: argparse.Namespace) -> int:
         every = formulas.paths(model, of, wrt)
     except ValueError as err:
         raise ConfigError(str(err), hint="derive covers parameters, x_t, h_t, a_t, z_t, yhat_t") from None
+    latex = args.format == "latex"
     lines = [f"{target}   ({model.describe()})", "", "per step:"]
-    lines += [f"  [{label}]  {show(e)}" for label, e in steps]
+    # a run of more than a few steps that differ only in t is written once, in t (O(1) lines, not O(T))
+    per_step = [(_step_of(label), show(e)) for label, e in steps]
+    for first, last, text in fold_steps(per_step) if all(s is not None for s, _ in per_step) else []:
+        lines.append(f"  [step {first}]  {text}" if first == last else f"  [step t = {first} … {last}]  {text}")
+    if not all(s is not None for s, _ in per_step):
+        lines += [f"  [{label}]  {show(e)}" for label, e in steps]
     if any(isinstance(node, Partial) for _, e in steps for node in walk(e)):
         lines += ["", "where (the BPTT recursion):"]
-        for ref, e in formulas.hidden_recursion(model, of):
-            lines.append(f"  d{of}/d{ref} = {show(e)}")
+        rows = [(ref.step, f"{partial_text(of, ref, latex=latex)} = {show(e)}")
+                for ref, e in formulas.hidden_recursion(model, of)]
+        for first, last, text in fold_steps(rows):
+            lines.append(f"  {text}" if first == last else f"  {text}   (t = {first} … {last})")
     shown = len(every) if args.paths or len(every) <= PATHS_SHOWN else PATHS_SHOWN // 2
     rest = len(every) - shown
     lines += ["", "per path:" if not rest else f"per path ({len(every)} paths; the first {shown} shown, --paths lists all):"]
@@ -106,6 +115,12 @@ def _cmd_derive(args: argparse.Namespace) -> int:
             lines.append(f"  … {rest} more")
     print("\n".join(lines))
     return EXIT_OK
+
+
+def _step_of(label: str) -> int | None:
+    """The step of a per-step label ``step 12``; None for any other label."""
+    word, _, number = label.partition(" ")
+    return int(number) if word == "step" and number.isdigit() else None
 
 
 def _path_summary(rest: Sequence[tuple[int, int, str]]) -> str:

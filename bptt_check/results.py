@@ -50,6 +50,49 @@ def step_range(names: Iterable[str], conj: str = "or") -> str:
     return ", ".join(parts[:-1]) + f" {conj} " + parts[-1]
 
 
+# A step subscript as the printers write it: ``h_10`` (plain) or ``h_{10}``, ``\hat{y}_{3}`` (LaTeX).
+_SUBSCRIPT = re.compile(r"(?<=[A-Za-z}])_(?:\{(\d+)\}|(\d+)(?!\d))")
+
+
+def _step_template(step: int, text: str) -> str:
+    """``text`` with each step subscript written relative to ``step``: at step 5, ``h_4`` → ``h_{t-1}``, ``h_5`` → ``h_t``."""
+
+    def relative(m: re.Match[str]) -> str:
+        braced = m.group(1) is not None
+        k = int(m.group(1) if braced else m.group(2)) - step
+        name = "t" if k == 0 else f"t{k:+d}"
+        return f"_{{{name}}}" if braced or k else f"_{name}"
+
+    return _SUBSCRIPT.sub(relative, text)
+
+
+def fold_steps(rows: Iterable[tuple[int, str]], least: int = 8) -> list[tuple[int, int, str]]:
+    """Consecutive rows that differ only in their step, written once in ``t``: ``(first, last, text)``.
+
+    ``rows`` are ``(step, text)`` in the order shown (steps rising or falling by one). A run of
+    at least ``least`` rows whose texts are equal with every step subscript written relative
+    to the row's step (``h_{t-1}``, ``h_t``, ``h_{t+1}``) becomes one row ``(first, last,
+    template)``; any other row stays ``(step, step, text)``. So the 256 lines of a T = 256
+    recursion fold to the general line and the last step's, and short models print as they are.
+    """
+    rows = list(rows)
+    templates = [_step_template(step, text) for step, text in rows]
+    out: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(rows):
+        j = i + 1
+        direction = rows[j][0] - rows[i][0] if j < len(rows) else 0
+        while (j < len(rows) and abs(direction) == 1 and templates[j] == templates[i]
+               and rows[j][0] - rows[j - 1][0] == direction):
+            j += 1
+        if j - i >= least:
+            out.append((rows[i][0], rows[j - 1][0], templates[i]))
+        else:
+            out += [(step, step, text) for step, text in rows[i:j]]
+        i = j
+    return out
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     """One finding about an answer: a stable ``code`` and a sentence for the student."""

@@ -160,8 +160,15 @@ def test_derive_at_long_T_summarizes_the_paths_unless_asked(capsys, fmt):
     assert "per path (820 paths; the first 6 shown, --paths lists all):" in out
     assert "… 814 more: the paths of L_4 … L_40" in out
     assert out.count("back through") == 3 * (2 if fmt == "chain" else 1)
-    assert "dL/dh_39 = " in out or r"dL/dh_39 = " in out  # the recursion, one line per step
-    assert len(out) < 20_000  # O(T) text, not O(T^3)
+    if fmt == "latex":  # steps that differ only in t are written once, in t; the recursion's left sides in LaTeX
+        assert r"[step t = 1 … 40]  h_{t-1}^{\top}" in out
+        assert r"\frac{\partial L}{\partial h_{t}} = " in out and "(t = 39 … 1)" in out
+        assert "dL/dh" not in out
+    else:
+        assert "[step t = 1 … 40]  h_{t-1}.T @ (dL/dh_t * (1 - h_t**2))" in out
+        assert "dL/dh_t = (yhat_t - y_t) @ W_hy.T + (dL/dh_{t+1} * (1 - h_{t+1}**2)) @ W_hh.T   (t = 39 … 1)" in out
+    assert "dL/dh_40 = " in out or r"\partial h_{40}} = " in out  # the last step has no carried term: its own line
+    assert len(out) < 6_000  # O(1) lines for the steps, six paths shown
     code, out, _ = run(capsys, "derive", "--target", "dL/dW_hh", "--steps", "5", "--paths", "--format", fmt)
     assert code == 0 and "[L_5 back through h_4, h_3, h_2, h_1]" in out and "more" not in out
 

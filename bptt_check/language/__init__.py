@@ -41,7 +41,7 @@ from .ast import (
 )
 from .names import BUILTIN_NAMES, Names, NameSpec, Notation, is_builtin_notation, suggest
 from .parser import Syntax, detect_syntax, parse_raw, precheck
-from .printer import format_number, to_latex, to_plain
+from .printer import format_number, partial_text, to_latex, to_plain
 from .resolve import Resolver, fmt_shape
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "target_of",
     "to_plain",
     "to_latex",
+    "partial_text",
     "Notation",
     "BUILTIN_NAMES",
     "is_builtin_notation",

@@ -63,6 +63,13 @@ def to_latex(expr: Expr) -> str:
     return _Printer(latex=True).text(expr)
 
 
+def partial_text(num: Ref, den: Ref, *, latex: bool = False) -> str:
+    """``dL/dh_2`` or ``\\frac{\\partial L}{\\partial h_{2}}``: a whole partial, spelled as the printers spell it."""
+    printer = _Printer(latex=latex)
+    num_text, den_text = printer.name(num), printer.name(den)
+    return rf"\frac{{\partial {num_text}}}{{\partial {den_text}}}" if latex else f"d{num_text}/d{den_text}"
+
+
 def format_number(value: Fraction) -> str:
     """An exact decimal for a terminating fraction (``0.5``, ``1.25``, ``1e-40``); else ``p/q`` (not re-parsable as one number)."""
     if value < 0:
