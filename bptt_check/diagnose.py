@@ -41,7 +41,7 @@ import numpy as np
 from . import formulas
 from .evaluate import FloatBackend, evaluate
 from .formulas import Builder, Term
-from .language.ast import Apply, Binary, Call, Expr, Name, Neg, Number, Partial, Power, Transpose, walk
+from .language.ast import Apply, Binary, Call, Expr, Name, Neg, Number, Partial, Power, Transpose, bottom_up, walk
 from .language.printer import to_plain
 from .model import ACTIVATIONS, L_TOTAL, RNN, Ref, Target
 from .results import Diagnosis, step_range
@@ -100,26 +100,7 @@ def _rebuild(node: Expr, f: Callable[[Expr], Expr | None], memo: Rewrites | None
     tree as deep as a long recursion needs no call stack. An unchanged node is
     returned as itself, so ``new is old`` says whether a term was touched.
     """
-    memo = {} if memo is None else memo
-    stack = [node]
-    while stack:
-        cur = stack[-1]
-        if id(cur) in memo:
-            stack.pop()
-            continue
-        hit = f(cur)
-        if hit is not None:
-            memo[id(cur)] = (cur, hit)
-            stack.pop()
-            continue
-        kids = _kids(cur)
-        todo = [k for k in kids if id(k) not in memo]
-        if todo:
-            stack.extend(todo)
-            continue
-        stack.pop()
-        memo[id(cur)] = (cur, _remake(cur, [memo[id(k)][1] for k in kids]))
-    return memo[id(node)][1]
+    return bottom_up(node, _kids, lambda cur, value: _remake(cur, [value(k) for k in _kids(cur)]), stop=f, memo=memo)
 
 
 def _remake(node: Expr, kids: list[Expr]) -> Expr:

@@ -49,6 +49,7 @@ from .language.ast import (
     Partial,
     Power,
     Transpose,
+    bottom_up,
 )
 from .model import L_TOTAL, RNN, Ref, jacobian_shape, squeeze_shape
 
@@ -178,21 +179,7 @@ def transpose(e: Expr) -> Expr:
     ``e`` is expected to have its transposes at the leaves already. Children
     before parents, without recursion, each shared subtree once.
     """
-    done: dict[int, tuple[Expr, Expr]] = {}
-    stack = [e]
-    while stack:
-        node = stack[-1]
-        if id(node) in done:
-            stack.pop()
-            continue
-        kids = _transposed_kids(node)
-        todo = [k for k in kids if id(k) not in done]
-        if todo:
-            stack.extend(todo)
-            continue
-        stack.pop()
-        done[id(node)] = (node, _transpose_node(node, lambda k: done[id(k)][1]))
-    return done[id(e)][1]
+    return bottom_up(e, _transposed_kids, _transpose_node)
 
 
 def _transposed_kids(e: Expr) -> tuple[Expr, ...]:
@@ -264,22 +251,9 @@ def _column(e: Expr, model: RNN, memo: Memo | None = None) -> Expr:
     converted before their parents without recursion (a tree is as deep as a
     long recursion over the steps).
     """
-    if memo is None:
-        memo = {}
-    stack = [e]
-    while stack:
-        node = stack[-1]
-        hit = memo.get(id(node))
-        if hit is not None and hit[0] is node:
-            stack.pop()
-            continue
-        todo = [k for k in _column_kids(node) if not (id(k) in memo and memo[id(k)][0] is k)]
-        if todo:
-            stack.extend(todo)
-            continue
-        stack.pop()
-        memo[id(node)] = (node, _column_node(node, model, memo))
-    return memo[id(e)][1]
+    memo = {} if memo is None else memo
+    # _column_node reads its children's conversions from the memo, by calling _column on them
+    return bottom_up(e, _column_kids, lambda node, _: _column_node(node, model, memo), memo=memo)
 
 
 def _column_kids(e: Expr) -> tuple[Expr, ...]:

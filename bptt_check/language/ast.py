@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
-from typing import Any, Literal, Union
+from typing import Any, Callable, Literal, Sequence, TypeVar, Union
 
 from ..model import Ref
 
@@ -396,6 +396,46 @@ def postorder(root: Expr) -> list[Expr]:
         stack.append((node, True))
         stack.extend((k, False) for k in reversed(children(node)) if id(k) not in done)
     return order
+
+
+_V = TypeVar("_V")
+
+
+def bottom_up(
+    root: Expr,
+    kids: Callable[[Expr], Sequence[Expr]],
+    combine: Callable[[Expr, Callable[[Expr], _V]], _V],
+    *,
+    stop: Callable[[Expr], _V | None] | None = None,
+    memo: dict[int, tuple[Expr, _V]] | None = None,
+) -> _V:
+    """A value computed children first, each distinct node (by identity) once, without recursion.
+
+    ``kids(node)`` lists the children whose values ``combine(node, value_of)``
+    reads through ``value_of(child)``. ``stop(node)``, when given and not None,
+    is the node's value and its children are not visited. ``memo`` (id → (node,
+    value); the node is kept so its id stays its own) may be shared across
+    calls, so that a subtree shared by several roots is computed once.
+    """
+    memo = {} if memo is None else memo
+    stack = [root]
+    while stack:
+        cur = stack[-1]
+        if id(cur) in memo:
+            stack.pop()
+            continue
+        hit = stop(cur) if stop is not None else None
+        if hit is not None:
+            memo[id(cur)] = (cur, hit)
+            stack.pop()
+            continue
+        todo = [k for k in kids(cur) if id(k) not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        memo[id(cur)] = (cur, combine(cur, lambda k: memo[id(k)][1]))
+    return memo[id(root)][1]
 
 
 def walk(node: Expr):
