@@ -33,27 +33,20 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Literal, Mapping
 
 from .errors import ConfigError
-from .vocabulary import READING_POLICIES, ReadingPolicy, did_you_mean, reading_policy  # noqa: F401 (re-exported)
+from .vocabulary import (  # noqa: F401 (re-exported: the model, its options and the policies that read it)
+    CITE_POLICIES,
+    READING_POLICIES,
+    CitePolicy,
+    ReadingPolicy,
+    cite_policy,
+    did_you_mean,
+    normalize_choice,
+    reading_policy,
+)
 
-CitePolicy = Literal["none", "state_gradients", "any"]
-"""Which true partials an answer may cite: none at all; only the loss's gradients with respect to the
-states (``dL/dh_t``, ``dL_2/da_1``, ``dL/dz_t``, …, each with respect to another node than the target's
-own); or any partial but the target itself."""
-CITE_POLICIES: tuple[CitePolicy, ...] = ("none", "state_gradients", "any")
 STATE_FAMILIES = ("a", "h", "z", "yhat", "L")
 """Families of the computed per-step nodes: what a state gradient ∂L/∂(node) may be taken with respect to."""
 
-
-def cite_policy(value: object, where: str = "cite") -> CitePolicy:
-    """``value`` as a cited-partials policy (case, spaces and dashes ignored), else a :class:`ConfigError`."""
-    word = normalize_choice(value)
-    if word in CITE_POLICIES:
-        return word  # type: ignore[return-value]
-    guess = did_you_mean(word, CITE_POLICIES, cutoff=0.5) if isinstance(word, str) else ""
-    raise ConfigError(
-        f"{where} = {value!r} is not a cited-partials policy",
-        hint=(f"{guess} " if guess else "") + "use " + ", ".join(repr(c) for c in CITE_POLICIES),
-    )
 
 Reading = Literal["total", "immediate"]
 """How a partial is read: every path (total) or only paths through no other step's h (Pascanu et al.'s ∂⁺)."""
@@ -144,11 +137,6 @@ SIZE_KEYS = {"input": "input_size", "hidden": "hidden_size", "output": "output_s
 def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
     guess = did_you_mean(word, known)
     return (f"{guess} " if guess else "") + "known keys: " + ", ".join(known)
-
-
-def normalize_choice(value: object) -> object:
-    """``"cross-entropy"`` → ``"cross_entropy"``: option values may be written with dashes (CLI, TOML)."""
-    return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
 
 
 def _whole(key: str, value: Any) -> int:

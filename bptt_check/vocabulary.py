@@ -1,7 +1,8 @@
 """The words bptt_check's inputs and outputs share, each defined once.
 
-* **verdicts** (:data:`VERDICTS`), **syntaxes** (:data:`SYNTAXES`) and
-  **reading policies** (:data:`READING_POLICIES`);
+* **verdicts** (:data:`VERDICTS`), **syntaxes** (:data:`SYNTAXES`),
+  **reading policies** (:data:`READING_POLICIES`) and **cited-partials
+  policies** (:data:`CITE_POLICIES`), each validated by one function;
 * **diagnosis codes** (:data:`DIAGNOSES`): every code a result, a rubric or a
   derivation file may name, with one line of meaning (``docs/diagnoses.md``
   lists them); a new diagnosis is registered here before it is emitted;
@@ -29,6 +30,10 @@ __all__ = [
     "ReadingPolicy",
     "READING_POLICIES",
     "reading_policy",
+    "CitePolicy",
+    "CITE_POLICIES",
+    "cite_policy",
+    "normalize_choice",
     "DiagnosisKind",
     "DiagnosisCode",
     "DIAGNOSES",
@@ -51,17 +56,41 @@ READING_POLICIES: tuple[ReadingPolicy, ...] = ("total", "immediate", "either")
 """Which reading of an answer's ambiguous partials earns credit (``either``: any of them, the textbook one included)."""
 
 
-def reading_policy(value: object, where: str = "reading") -> ReadingPolicy:
-    """``value`` as a reading policy (case and surrounding spaces ignored), else a :class:`ConfigError`
-    naming ``where`` with the nearest policy. Every entry point (API, CLI, files) validates through here."""
-    word = value.strip().lower() if isinstance(value, str) else value
-    if word in READING_POLICIES:
+CitePolicy = Literal["none", "state_gradients", "any"]
+CITE_POLICIES: tuple[CitePolicy, ...] = ("none", "state_gradients", "any")
+"""Which true partials an answer may cite: none at all; only the loss's gradients with respect to the
+states (``dL/dh_t``, ``dL_2/da_1``, ``dL/dz_t``, …, each with respect to another node than the target's
+own); or any partial but the target itself."""
+
+
+def normalize_choice(value: object) -> object:
+    """``" Cross-Entropy"`` → ``"cross_entropy"``: choices may be written with capitals, spaces and dashes (CLI, TOML)."""
+    return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
+
+
+def _one_of(value: object, allowed: tuple[str, ...], what: str, where: str) -> str:
+    """``value`` normalized if it is one of ``allowed``, else a :class:`ConfigError` naming ``where``
+    and the nearest choice."""
+    word = normalize_choice(value)
+    if word in allowed:
         return word  # type: ignore[return-value]
-    guess = did_you_mean(word, READING_POLICIES, cutoff=0.5) if isinstance(word, str) else ""
+    guess = did_you_mean(word, allowed, cutoff=0.5) if isinstance(word, str) else ""
     raise ConfigError(
-        f"{where} = {value!r} is not a reading policy",
-        hint=(f"{guess} " if guess else "") + "use " + ", ".join(repr(r) for r in READING_POLICIES),
+        f"{where} = {value!r} is not {what}",
+        hint=(f"{guess} " if guess else "") + "use " + ", ".join(repr(c) for c in allowed),
     )
+
+
+def reading_policy(value: object, where: str = "reading") -> ReadingPolicy:
+    """``value`` as a reading policy, else a :class:`ConfigError` naming ``where`` with the nearest
+    policy. Every entry point (API, CLI, files) validates through here."""
+    return _one_of(value, READING_POLICIES, "a reading policy", where)  # type: ignore[return-value]
+
+
+def cite_policy(value: object, where: str = "cite") -> CitePolicy:
+    """``value`` as a cited-partials policy, else a :class:`ConfigError` naming ``where`` with the nearest policy."""
+    return _one_of(value, CITE_POLICIES, "a cited-partials policy", where)  # type: ignore[return-value]
+
 
 DiagnosisKind = Literal["invalid", "reading", "mistake"]
 """``invalid``: why an answer was not checked (its verdict is ``invalid``); ``reading``: how a
