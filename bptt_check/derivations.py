@@ -289,6 +289,18 @@ class VerifyReport:
         """The ``verify --json`` output: the JSON list of :meth:`to_list`."""
         return json.dumps(self.to_list(), indent=indent, ensure_ascii=False)
 
+    def _repr_html_(self) -> str:
+        """A self-contained HTML display for notebooks (user text escaped; no scripts, no CDN)."""
+        from .display import verify_report_html
+
+        return verify_report_html(self)
+
+    def _repr_markdown_(self) -> str:
+        """A Markdown display for notebooks (math as ``$…$`` where the target is one of the package's spellings)."""
+        from .display import verify_report_markdown
+
+        return verify_report_markdown(self)
+
     def __str__(self) -> str:
         return self.render()
 

@@ -237,6 +237,24 @@ class CheckResult:
         """True for the two verdicts that mean the answer is the gradient."""
         return self.verdict in ("equivalent", "equivalent_numerically")
 
+    def _repr_html_(self) -> str:
+        """A self-contained HTML display for notebooks (user text escaped; no scripts, no CDN)."""
+        from .display import check_result_html
+
+        return check_result_html(self)
+
+    def _repr_markdown_(self) -> str:
+        """A Markdown display for notebooks (math as ``$…$`` where the target is one of the package's spellings)."""
+        from .display import check_result_markdown
+
+        return check_result_markdown(self)
+
+    def _repr_latex_(self) -> str | None:
+        """The headline as LaTeX math (target and verdict), or ``None`` when the target is not one of the package's spellings."""
+        from .display import check_result_latex
+
+        return check_result_latex(self)
+
     def __str__(self) -> str:
         head = f"{self.target}: {self.verdict}"
         if self.verdict != "invalid":

@@ -39,6 +39,18 @@ class GradeResult:
     def full_credit(self) -> bool:
         return self.score >= self.max_score
 
+    def _repr_html_(self) -> str:
+        """A self-contained HTML display for notebooks (user text escaped; no scripts, no CDN)."""
+        from ..display import grade_result_html
+
+        return grade_result_html(self)
+
+    def _repr_markdown_(self) -> str:
+        """A Markdown display for notebooks (math as ``$…$`` where the target is one of the package's spellings)."""
+        from ..display import grade_result_markdown
+
+        return grade_result_markdown(self)
+
     def __str__(self) -> str:
         head = f"[{self.id}] " if self.id else ""
         return f"{head}{self.score:g}/{self.max_score:g}  {self.message}"
@@ -171,6 +183,18 @@ class Summary:
             regraded=dict(regraded or {}),
             kept_others=kept_others,
         )
+
+    def _repr_html_(self) -> str:
+        """A self-contained HTML display for notebooks (user text escaped; no scripts, no CDN)."""
+        from ..display import summary_html
+
+        return summary_html(self)
+
+    def _repr_markdown_(self) -> str:
+        """A Markdown display for notebooks (math as ``$…$`` where the target is one of the package's spellings)."""
+        from ..display import summary_markdown
+
+        return summary_markdown(self)
 
     def __str__(self) -> str:
         if not self.graded:
