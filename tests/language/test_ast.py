@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bptt_check.language import Binary, Name, Transpose, walk
-from bptt_check.language.ast import children, postorder
+from bptt_check.language.ast import bottom_up, children, postorder
 from bptt_check.model import RNN
 
 from .conftest import M, N
@@ -69,3 +69,29 @@ def test_postorder_lists_each_distinct_node_once_children_first() -> None:
     position = {id(n): i for i, n in enumerate(order)}
     assert all(position[id(k)] < position[id(n)] for n in order for k in children(n))
     assert len(list(walk(top))) == 8  # walk unfolds the tree; postorder does not
+
+
+def test_bottom_up_folds_a_deep_dag_once_per_node_and_stops_where_asked() -> None:
+    deep = _left_sum(5_000)  # 5 000 levels: a recursive fold would overflow the stack
+    calls: list[int] = []
+
+    def count(node, value_of) -> int:
+        calls.append(id(node))
+        return 1 + sum(value_of(k) for k in children(node))
+
+    assert bottom_up(deep, children, count) == 2 * 5_000 - 1  # the tree's size
+    assert len(calls) == len(set(calls)) == len(postorder(deep))
+    shared = Binary("@", deep, deep, (2, 2))  # one subtree twice: folded once
+    calls.clear()
+    assert bottom_up(shared, children, count) == 1 + 2 * (2 * 5_000 - 1)
+    assert len(calls) == len(postorder(deep)) + 1
+    # stop: a node's value given outright, its children never visited
+    cut = deep.left.left
+    calls.clear()
+    assert bottom_up(deep, children, count, stop=lambda n: 0 if n is cut else None) == 4  # deep, its left, two leaves
+    assert len(calls) == 4
+    memo: dict = {}
+    bottom_up(deep.left, children, count, memo=memo)
+    calls.clear()
+    bottom_up(deep, children, count, memo=memo)  # a memo shared across roots: only the new node is folded
+    assert calls == [id(deep)]
