@@ -93,5 +93,5 @@ def test_bottom_up_folds_a_deep_dag_once_per_node_and_stops_where_asked() -> Non
     memo: dict = {}
     bottom_up(deep.left, children, count, memo=memo)
     calls.clear()
-    bottom_up(deep, children, count, memo=memo)  # a memo shared across roots: only the new node is folded
-    assert calls == [id(deep)]
+    bottom_up(deep, children, count, memo=memo)  # a memo shared across roots: only the new nodes are folded
+    assert calls == [id(deep.right), id(deep)]
