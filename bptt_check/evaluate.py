@@ -20,7 +20,7 @@ from typing import Callable, Literal, Mapping, Protocol
 import numpy as np
 
 from .errors import BudgetExceeded
-from .exact import Exact, ExactPoints, Gated, NoExactForm, reciprocal
+from .exact import Exact, ExactPoints, Gated, NoExactForm, matmul, reciprocal
 from .language.ast import (
     Apply,
     Binary,
@@ -240,7 +240,7 @@ class _Evaluator:
     def _binary(self, node: Binary) -> np.ndarray:
         left, right = self._v(node.left), self._v(node.right)
         if node.op == "@":
-            return np.matmul(left, right)
+            return matmul(left, right)
         if node.op == "+":
             return left + right
         if node.op == "-":
@@ -263,7 +263,7 @@ class _Evaluator:
         eye = np.zeros(base.shape[1:], dtype=int) + np.eye(base.shape[1], dtype=int)
         out = self._fill(base.shape[1:], self.b.const(Fraction(0))) + eye
         for _ in range(n):
-            out = np.matmul(out, base)
+            out = matmul(out, base)
         return out
 
     def _tanh(self, x: np.ndarray) -> np.ndarray:
@@ -327,7 +327,7 @@ class _Evaluator:
         if f == "outer":
             u = args[0].reshape(x.shape[0], -1, 1)
             v = args[1].reshape(x.shape[0], 1, -1)
-            return np.matmul(u, v)
+            return matmul(u, v)
         raise TypeError(f"unknown function {f}")
 
     def _apply(self, node: Apply) -> np.ndarray:
@@ -377,7 +377,7 @@ class _Evaluator:
             tail = nxt.shape[1 + len(shared) :]
             a = acc.reshape(P, int(np.prod(lead, dtype=int)), int(np.prod(shared, dtype=int)))
             bmat = nxt.reshape(P, int(np.prod(shared, dtype=int)), int(np.prod(tail, dtype=int)))
-            acc = np.matmul(a, bmat).reshape((P, *lead, *tail))
+            acc = matmul(a, bmat).reshape((P, *lead, *tail))
         return acc
 
 

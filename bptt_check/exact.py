@@ -570,7 +570,7 @@ def sample_exact(model: RNN, k: int = 2, seed: int = 0) -> ExactPoints:
     # relu: one random field value per indicator atom (unit, step), independent per point
     rs = [tuple(rng.randrange(PRIME) for _ in range(model.steps * H)) for _ in range(k)] if model.activation == "relu" else []
     unavailable = ""
-    mm = _matmul
+    mm = matmul
     loss = np.empty((k, 1, 1), dtype=object)
     loss[...] = Exact(0)
     try:
@@ -648,8 +648,22 @@ def _relu_step(
     return h
 
 
-def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.matmul(a, b)
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for float arrays and for object arrays of exact values alike.
+
+    numpy's object-array matmul does not stop at an exception raised by an
+    entry's ``*`` or ``+``: the next entry's call then fails with a
+    ``SystemError`` whose cause is the real error. A :class:`NoExactForm` (a relu
+    model with too many activation patterns) is raised again as itself, so that
+    callers fall back to the numeric check instead of crashing.
+    """
+    try:
+        return np.matmul(a, b)
+    except SystemError as err:
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, NoExactForm):
+            raise cause from None
+        raise
 
 
 def reciprocal(arr: np.ndarray) -> np.ndarray:

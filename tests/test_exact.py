@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from bptt_check import RNN, Ref
-from bptt_check.exact import PRIME, Exact, Gated, NoExactForm, indicator_of, sample_exact
+from bptt_check.exact import PRIME, Exact, Gated, NoExactForm, indicator_of, matmul, sample_exact
 from bptt_check.model import L_TOTAL
 
 residue = st.integers(min_value=1, max_value=PRIME - 1).map(Exact.atom)
@@ -149,3 +149,30 @@ def test_column_points_are_transposed():
     row, col = sample_exact(RNN(biases=True), k=1, seed=5), sample_exact(RNN(biases=True, convention="column"), k=1, seed=5)
     for ref, value in row.values.items():
         assert np.all(np.swapaxes(col.values[ref], 1, 2) == value)
+
+
+@pytest.mark.parametrize("steps, sizes", [(6, (2, 3, 2)), (5, (2, 4, 2)), (8, (2, 4, 2))])
+def test_relu_models_past_the_pattern_limit_fall_back_to_numbers_without_a_crash(steps, sizes):
+    """The limit is reached inside numpy's object matmul, which wraps the error in a SystemError:
+    an audit found every check of these models crashing with a traceback."""
+    from bptt_check import check
+
+    model = RNN(steps=steps, input_size=sizes[0], hidden_size=sizes[1], output_size=sizes[2], activation="relu")
+    assert sample_exact(model, 2, seed=0).unavailable
+    right = check("sum_t h_t.T @ (yhat_t - y_t)", "dL/dW_hy", model=model)
+    assert right.verdict == "equivalent_numerically" and "too many activation patterns" in right.message
+    wrong = check("h_1.T @ (yhat_1 - y_1)", "dL/dW_hy", model=model)
+    assert wrong.verdict == "not_equivalent" and [d.code for d in wrong.diagnoses] == ["missing_term"]
+
+
+def test_matmul_raises_no_exact_form_as_itself():
+    class Boom:
+        def __mul__(self, other):
+            raise NoExactForm("boom")
+
+        __rmul__ = __mul__
+
+    a = np.empty((1, 2, 2), dtype=object)
+    a[...] = Boom()
+    with pytest.raises(NoExactForm, match="boom"):
+        matmul(a, a)
