@@ -118,6 +118,11 @@ class Claim:
         """``file#index name`` for messages."""
         return f"{self.file}: claim {self.index} ({self.name!r})"
 
+    def expected_text(self) -> str:
+        """The expected verdict, the expected diagnosis code and a reading policy other than the default."""
+        text = self.expect + (f" / {self.diagnosis}" if self.diagnosis else "")
+        return text + (f" ({self.reading} reading)" if self.reading != "total" else "")
+
 
 @dataclass(frozen=True)
 class ClaimOutcome:
@@ -368,7 +373,7 @@ def _row(o: ClaimOutcome, color: bool) -> tuple[Any, ...]:
     name = f"{o.index}. {o.name}" if o.index is not None else "(file)"
     if o.error:
         target = o.claim.target_text if o.claim is not None else ""
-        expected = _expected(o.claim) if o.claim is not None else ""
+        expected = o.claim.expected_text() if o.claim is not None else ""
         key = f"[{o.key}] " if o.key else ""
         return (cell(name), cell(target), cell("error", "bold red"), cell(f"{key}{o.error}"), cell(expected),
                 cell("ERROR", "bold red"))
@@ -382,7 +387,7 @@ def _row(o: ClaimOutcome, color: bool) -> tuple[Any, ...]:
         cell(r.target if r.target != "?" else o.claim.target_text),
         cell(r.verdict, verdict_style),
         cell("\n".join(lines)),
-        cell(_expected(o.claim)),
+        cell(o.claim.expected_text()),
         cell("ok", "green") if o.ok else cell("FAIL", "bold red"),
     )
 
@@ -393,12 +398,6 @@ def _diagnosis_lines(code: str, message: str) -> list[str]:
     if sep and hint.endswith(")"):
         return [f"{code}: {head}", f"hint: {hint[:-1]}"]
     return [f"{code}: {message}"]
-
-
-def _expected(claim: Claim) -> str:
-    """The expected verdict, the expected diagnosis code and a reading policy other than the default."""
-    text = claim.expect + (f" / {claim.diagnosis}" if claim.diagnosis else "")
-    return text + (f" ({claim.reading} reading)" if claim.reading != "total" else "")
 
 
 # -- loading ------------------------------------------------------------------------

@@ -175,8 +175,6 @@ def _evidence_rows(r: "CheckResult") -> list[tuple[str, str]]:
 
 
 def _counterexample_rows(r: "CheckResult") -> list[tuple[str, str]]:
-    from .results import _fmt
-
     cx = r.counterexample
     if cx is None:
         return []
@@ -188,7 +186,7 @@ def _counterexample_rows(r: "CheckResult") -> list[tuple[str, str]]:
         ("truth (jax)", f"{cx.jax:.10g}" if cx.jax == cx.jax else "jax not installed here"),
         ("|answer − truth|", f"{abs(cx.answer - cx.sympy):.3g} > tolerance {cx.tolerance:.3g}"),
     ]
-    rows += [(str(k), _fmt(v)) for k, v in cx.point.items()]
+    rows += cx.point_values()
     return rows
 
 
@@ -197,8 +195,6 @@ def _score(r: "CheckResult") -> str:
 
 
 def check_result_html(r: "CheckResult") -> str:
-    from .results import reading_lines
-
     headline = f"<code>{esc(r.target)}</code>: {verdict_html(r.verdict)} {esc(_score(r))}"
     return card_html(
         r.verdict,
@@ -207,7 +203,7 @@ def check_result_html(r: "CheckResult") -> str:
         f"<div>answer: <code>{esc(r.answer)}</code></div>" if r.answer else "",
         pre_html(r.caret),
         list_html("diagnoses", (f"<code>{esc(d.code)}</code>: {esc(d.message)}" for d in r.diagnoses)),
-        list_html("readings", (esc(m) for m in reading_lines(r.readings))),
+        list_html("readings", (esc(m) for m in r.reading_messages())),
         list_html("notes", (esc(n) for n in r.notes)),
         table_html(("counterexample", ""), _counterexample_rows(r)),
         table_html(("evidence", ""), _evidence_rows(r)),
@@ -216,8 +212,6 @@ def check_result_html(r: "CheckResult") -> str:
 
 
 def check_result_markdown(r: "CheckResult") -> str:
-    from .results import reading_lines
-
     cx = _counterexample_rows(r)
     ev = _evidence_rows(r)
     return _join_md(
@@ -226,7 +220,7 @@ def check_result_markdown(r: "CheckResult") -> str:
         f"answer: {md_code(r.answer)}" if r.answer else "",
         md_block(r.caret),
         _bullets("diagnoses", [f"{md_code(d.code)}: {md_text(d.message)}" for d in r.diagnoses]),
-        _bullets("readings", [md_text(m) for m in reading_lines(r.readings)]),
+        _bullets("readings", [md_text(m) for m in r.reading_messages()]),
         _bullets("notes", [md_text(n) for n in r.notes]),
         md_table(("counterexample", ""), [(md_text(k), md_text(v)) for k, v in cx]),
         md_table(("evidence", ""), [(md_text(k), md_text(v)) for k, v in ev]),
@@ -322,10 +316,8 @@ def summary_markdown(s: "Summary") -> str:
 
 def _claim_cells(o: "ClaimOutcome") -> tuple[str, str, str | None, str, str, bool]:
     """(claim, target, verdict or None for an error, diagnosis, expected, ok) of one outcome, as plain text."""
-    from .derivations import _expected
-
     name = f"{o.index}. {o.name}" if o.index is not None else "(file)"
-    expected = _expected(o.claim) if o.claim is not None else ""
+    expected = o.claim.expected_text() if o.claim is not None else ""
     if o.error or o.result is None:
         target = o.claim.target_text if o.claim is not None else ""
         key = f"[{o.key}] " if o.key else ""

@@ -129,9 +129,13 @@ class Counterexample:
             + f" |answer - truth| = {diff:.3g} > tolerance {self.tolerance:.3g}",
         ]
         if self.point:
-            shown = "; ".join(f"{k} = {_fmt(v)}" for k, v in self.point.items())
+            shown = "; ".join(f"{k} = {v}" for k, v in self.point_values())
             lines.append(f"  point: {shown}")
         return "\n".join(lines)
+
+    def point_values(self) -> list[tuple[str, str]]:
+        """The sample point's values, each name with its value rounded to 4 significant digits."""
+        return [(str(k), _fmt(v)) for k, v in self.point.items()]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -255,6 +259,10 @@ class CheckResult:
 
         return check_result_latex(self)
 
+    def reading_messages(self) -> list[str]:
+        """The readings as printed: one line each, or one line per kind past a few (:func:`reading_lines`)."""
+        return reading_lines(self.readings)
+
     def __str__(self) -> str:
         head = f"{self.target}: {self.verdict}"
         if self.verdict != "invalid":
@@ -264,7 +272,7 @@ class CheckResult:
             lines.append(self.caret)
         for d in self.diagnoses:
             lines.append(f"  diagnosis {d.code}: {d.message}")
-        for message in reading_lines(self.readings):
+        for message in self.reading_messages():
             lines.append(f"  reading: {message}")
         for note in self.notes:
             lines.append(f"  note:    {note}")
